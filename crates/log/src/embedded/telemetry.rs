@@ -1,0 +1,12 @@
+//! Metric names of the embedded log, defined once.
+
+/// Records appended, by topic.
+pub(crate) const APPENDED_RECORDS: &str = "sightline_log_appended_records_total";
+/// Duration of each group-commit fsync.
+pub(crate) const FSYNC_SECONDS: &str = "sightline_log_fsync_seconds";
+/// Records made durable by one group-commit round.
+pub(crate) const GROUP_COMMIT_RECORDS: &str = "sightline_log_group_commit_records";
+/// Bytes cut from damaged segment tails when the log was opened.
+pub(crate) const RECOVERY_TRUNCATED_BYTES: &str = "sightline_log_recovery_truncated_bytes_total";
+/// Bytes deleted by retention.
+pub(crate) const RETENTION_DELETED_BYTES: &str = "sightline_log_retention_deleted_bytes_total";

@@ -1,0 +1,40 @@
+//! The vocabulary every other sightline crate speaks.
+//!
+//! sightline moves a handful of shapes through its pipeline, and this crate owns all of
+//! them: the input shapes producers send (the Kafka monitoring spec's [`SystemEventInput`],
+//! the generic [`WebhookInput`], the [`MetricInput`]), the one normalized [`Event`] and
+//! [`Metric`] they become, the [`topics`] they travel on, and the [`ValidationError`] that
+//! names the field and the reason whenever an input is refused.
+//!
+//! Decoding is *total*: every byte sequence either becomes a normalized value or a
+//! [`ValidationError`]; nothing here panics on input.
+//!
+//! ```
+//! use sightline_model::{decode, IngestContext, SourceType};
+//!
+//! let ctx = IngestContext::new(SourceType::Http, 1_700_000_000_000, "req-1");
+//! let body = br#"{"service_name":"payment-service","event_type":"ERROR",
+//!                 "timestamp":1699999999000,"details":"card declined 4021"}"#;
+//! let event = decode::system_event(body, &ctx).expect("valid event");
+//! assert_eq!(event.service_name, "payment-service");
+//! assert_eq!(event.severity.as_str(), "high"); // derived from ERROR when absent
+//!
+//! let err = decode::system_event(br#"{"event_type":"ERROR"}"#, &ctx).unwrap_err();
+//! assert_eq!(err.field, "service_name");
+//! ```
+
+pub mod clock;
+pub mod decode;
+mod event;
+pub mod fingerprint;
+pub mod input;
+mod metric;
+pub mod schemas;
+pub mod topics;
+mod validation;
+
+pub use clock::Clock;
+pub use event::{Event, Severity, SourceType};
+pub use input::{IngestContext, MetricInput, SystemEventInput, WebhookInput};
+pub use metric::Metric;
+pub use validation::ValidationError;

@@ -1,0 +1,61 @@
+//! Topic names, defined once. They come from the specifications sightline answers.
+
+/// Normalized system events from every ingestion source.
+pub const SYSTEM_EVENTS: &str = "system-events";
+/// Raw metric points as ingested.
+pub const METRICS_RAW: &str = "metrics.raw";
+/// Windowed metric rollups.
+pub const METRICS_AGGREGATED: &str = "metrics.aggregated";
+/// Newly detected incidents.
+pub const INCIDENTS_DETECTED: &str = "incidents.detected";
+/// Changes to existing incidents.
+pub const INCIDENTS_UPDATED: &str = "incidents.updated";
+/// Completed root-cause analyses.
+pub const ANALYSIS_COMPLETED: &str = "analysis.completed";
+
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// A built-in topic with its default partition count and retention.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BuiltinTopic {
+    /// Topic name.
+    pub name: &'static str,
+    /// Default number of partitions.
+    pub partitions: u32,
+    /// Default retention by age, in milliseconds.
+    pub retention_ms: i64,
+}
+
+/// Every topic sightline creates at start-up, with the defaults from the architecture map.
+pub const BUILTIN: &[BuiltinTopic] = &[
+    BuiltinTopic {
+        name: SYSTEM_EVENTS,
+        partitions: 4,
+        retention_ms: 7 * DAY_MS,
+    },
+    BuiltinTopic {
+        name: METRICS_RAW,
+        partitions: 4,
+        retention_ms: 7 * DAY_MS,
+    },
+    BuiltinTopic {
+        name: METRICS_AGGREGATED,
+        partitions: 4,
+        retention_ms: 30 * DAY_MS,
+    },
+    BuiltinTopic {
+        name: INCIDENTS_DETECTED,
+        partitions: 1,
+        retention_ms: 90 * DAY_MS,
+    },
+    BuiltinTopic {
+        name: INCIDENTS_UPDATED,
+        partitions: 1,
+        retention_ms: 90 * DAY_MS,
+    },
+    BuiltinTopic {
+        name: ANALYSIS_COMPLETED,
+        partitions: 1,
+        retention_ms: 90 * DAY_MS,
+    },
+];
