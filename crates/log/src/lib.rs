@@ -67,6 +67,11 @@ pub trait EventLog: Send + Sync + std::fmt::Debug {
 
     /// The committed position of `group` on every partition of `topic` (next offset to read).
     async fn committed(&self, group: &str, topic: &str) -> Result<Vec<Option<u64>>>;
+
+    /// Whether the log can take appends (false after an unrecoverable I/O error).
+    fn is_healthy(&self) -> bool {
+        true
+    }
 }
 
 /// A consumer group member's view of its assigned partitions.

@@ -430,6 +430,10 @@ impl EventLog for EmbeddedLog {
         Ok(stats)
     }
 
+    fn is_healthy(&self) -> bool {
+        !self.is_failed()
+    }
+
     async fn committed(&self, group: &str, topic: &str) -> Result<Vec<Option<u64>>> {
         let t = self.topic(topic)?;
         Ok(t.partitions

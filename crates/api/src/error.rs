@@ -1,0 +1,211 @@
+//! One error type for every handler, rendered as RFC 9457 problem details.
+//!
+//! Internals (database messages, file paths) are logged once here and never sent to the
+//! client; what the client gets says what *it* can do about the problem.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use sightline_ingest::{BatchReport, IngestError, ItemOutcome};
+use sightline_model::ValidationError;
+
+/// An error answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not valid JSON or not the expected shape (400).
+    #[error("{0}")]
+    Malformed(ValidationError),
+    /// A query parameter is invalid (400).
+    #[error("{0}")]
+    BadParameter(ValidationError),
+    /// Items failed validation (422), each with its index, field and reason.
+    #[error("{} item(s) rejected", .0.rejected)]
+    Rejected(BatchReport),
+    /// Nothing there (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// Body larger than allowed (413).
+    #[error("request body exceeds {limit} bytes")]
+    TooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// Backpressure: retry after the given seconds (503).
+    #[error("{reason}")]
+    Unavailable {
+        /// Why.
+        reason: String,
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// A fault on our side (500); the details go to the log only.
+    #[error("internal error")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<ItemError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    correlation_id: Option<String>,
+}
+
+/// One invalid item or field, as listed in a problem document.
+#[derive(Serialize)]
+struct ItemError {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<usize>,
+    field: String,
+    reason: String,
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            ApiError::Malformed(_) => (
+                StatusCode::BAD_REQUEST,
+                "malformed-body",
+                "Malformed request body",
+            ),
+            ApiError::BadParameter(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid-parameter",
+                "Invalid query parameter",
+            ),
+            ApiError::Rejected(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation-failed",
+                "Validation failed",
+            ),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            ApiError::TooLarge { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                "Request body too large",
+            ),
+            ApiError::Unavailable { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "Service overloaded",
+            ),
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, slug, title) = self.parts();
+        let mut errors = Vec::new();
+        let mut correlation_id = None;
+        let detail = match &self {
+            ApiError::Malformed(e) | ApiError::BadParameter(e) => {
+                errors.push(ItemError {
+                    index: None,
+                    field: e.field.clone(),
+                    reason: e.reason.clone(),
+                });
+                e.to_string()
+            }
+            ApiError::Rejected(report) => {
+                correlation_id = Some(report.correlation_id.clone());
+                errors.extend(report.results.iter().filter_map(|r| match r {
+                    ItemOutcome::Rejected { index, error } => Some(ItemError {
+                        index: Some(*index),
+                        field: error.field.clone(),
+                        reason: error.reason.clone(),
+                    }),
+                    ItemOutcome::Accepted { .. } => None,
+                }));
+                match report.results.len() {
+                    1 => format!(
+                        "{}",
+                        errors
+                            .first()
+                            .map(|e| format!("{}: {}", e.field, e.reason))
+                            .unwrap_or_default()
+                    ),
+                    n => format!(
+                        "{} of {n} items are invalid; nothing was stored",
+                        report.rejected
+                    ),
+                }
+            }
+            ApiError::Internal(msg) => {
+                tracing::error!(error = %msg, "request failed");
+                "the server could not complete the request; see its log".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let problem = Problem {
+            kind: format!("https://sightline.dev/problems/{slug}"),
+            title,
+            status: status.as_u16(),
+            detail,
+            errors,
+            correlation_id,
+        };
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let ApiError::Unavailable { retry_after, .. } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        }
+        response
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::Malformed(v) => ApiError::Malformed(v),
+            IngestError::Rejected(report) => ApiError::Rejected(report),
+            IngestError::TooManyItems { items, limit } => {
+                ApiError::Malformed(ValidationError::new(
+                    "$",
+                    format!("batch of {items} items exceeds the limit of {limit}"),
+                ))
+            }
+            IngestError::Overloaded => ApiError::Unavailable {
+                reason: "too many ingestion requests in flight; retry shortly".into(),
+                retry_after: 1,
+            },
+            IngestError::Log(e) => {
+                tracing::error!(error = %e, "append failed");
+                ApiError::Unavailable {
+                    reason: "the event log is unavailable".into(),
+                    retry_after: 5,
+                }
+            }
+        }
+    }
+}
+
+impl From<sightline_store::StoreError> for ApiError {
+    fn from(e: sightline_store::StoreError) -> Self {
+        match e {
+            sightline_store::StoreError::InvalidCursor(c) => {
+                ApiError::BadParameter(ValidationError::new(
+                    "cursor",
+                    format!("'{c}' is not a cursor this server issued"),
+                ))
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}

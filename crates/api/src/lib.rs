@@ -1,0 +1,106 @@
+//! The HTTP face of sightline: ingestion, queries and operations endpoints on one axum
+//! router.
+//!
+//! [`Node`] wires a whole embedded-defaults node (log, store, store consumer, API) from one
+//! [`NodeConfig`]. [`router`] builds the whole API from an [`AppState`] (the [`Ingestor`], the [`Store`],
+//! the [`EventLog`] and the Prometheus handle); [`serve`] runs it until a shutdown signal.
+//! Routes are grouped by resource under [`routes`], each module with its own `router()`.
+//! Every error leaves as an RFC 9457 `application/problem+json` document ([`ApiError`]);
+//! every response carries the request's correlation id in `X-Request-Id`.
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /api/v1/events` | one system event |
+//! | `POST /api/v1/events/batch` | JSON array or NDJSON; per-item results; `?atomic=true` |
+//! | `POST /api/v1/events/webhook` | the generic webhook shape (one or many) |
+//! | `POST /api/v1/metrics`, `POST /api/metrics` | metric points (one or many) |
+//! | `GET /api/v1/events` | filtered, keyset-paginated query, newest first |
+//! | `GET /api/v1/events/{id}` | one event |
+//! | `GET /api/v1/events/analytics` | counts per group and time bucket |
+//! | `GET /api/v1/metrics` | raw metric points |
+//! | `GET /health`, `/ready`, `/metrics` | liveness, readiness, Prometheus |
+
+mod body;
+mod error;
+mod node;
+mod request_id;
+pub mod routes;
+mod telemetry;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use sightline_ingest::Ingestor;
+use sightline_log::EventLog;
+use sightline_store::Store;
+
+pub use error::ApiError;
+pub use node::{Node, NodeConfig, NodeError, StoreConfig, TelemetryConfig};
+
+/// Limits of the HTTP layer.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Largest request body accepted, in bytes (larger: 413).
+    pub max_body_bytes: usize,
+    /// Seconds a request may take before it is answered with 503.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 32 * 1024 * 1024,
+            request_timeout_secs: 30,
+        }
+    }
+}
+
+/// Everything the handlers share.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The ingestion edge.
+    pub ingestor: Arc<Ingestor>,
+    /// Queryable storage.
+    pub store: Arc<dyn Store>,
+    /// The event log (for readiness and lag figures).
+    pub log: Arc<dyn EventLog>,
+    /// Renders `/metrics`.
+    pub prometheus: Option<PrometheusHandle>,
+    /// HTTP limits.
+    pub config: ApiConfig,
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    let timeout = std::time::Duration::from_secs(state.config.request_timeout_secs.max(1));
+    Router::new()
+        .merge(routes::ingest::router())
+        .merge(routes::events::router())
+        .merge(routes::metrics::router())
+        .merge(routes::ops::router())
+        .route_layer(axum::middleware::from_fn(telemetry::record))
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            timeout,
+        ))
+        .layer(axum::middleware::from_fn(request_id::propagate))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then drains in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

@@ -1,0 +1,140 @@
+//! Event queries: filtered search with keyset pagination, lookup by id, analytics.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use sightline_model::{Event, Severity};
+use sightline_store::{Analytics, AnalyticsQuery, EventQuery, GroupBy, Page};
+
+use super::params::{self, bad};
+use crate::{ApiError, AppState};
+
+/// The event query routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/events", get(list))
+        .route("/api/v1/events/analytics", get(analytics))
+        .route("/api/v1/events/{id}", get(by_id))
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// `GET /api/v1/events?severity=&hours=&from=&to=&host=&service=&event_type=&environment=&q=&limit=&cursor=`
+async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Page<Event>>, ApiError> {
+    const KNOWN: &[&str] = &[
+        "severity",
+        "hours",
+        "from",
+        "to",
+        "host",
+        "service",
+        "service_name",
+        "event_type",
+        "environment",
+        "q",
+        "limit",
+        "cursor",
+    ];
+    if let Some(unknown) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(bad(
+            unknown,
+            format!("unknown parameter; expected one of {}", KNOWN.join(", ")),
+        ));
+    }
+    let get = |k: &str| q.get(k).map(String::as_str).filter(|s| !s.is_empty());
+    let severities = get("severity")
+        .map(|s| {
+            s.split(',')
+                .map(|v| Severity::parse("severity", v).map_err(ApiError::BadParameter))
+                .collect()
+        })
+        .transpose()?
+        .unwrap_or_default();
+    let (since_ms, until_ms) = params::time_range(now_ms(), get("hours"), get("from"), get("to"))?;
+    let query = EventQuery {
+        severities,
+        since_ms,
+        until_ms,
+        service: get("service").or(get("service_name")).map(str::to_owned),
+        host: get("host").map(str::to_owned),
+        event_type: get("event_type").map(str::to_ascii_uppercase),
+        environment: get("environment").map(str::to_ascii_uppercase),
+        text: get("q").map(str::to_owned),
+        limit: params::limit(get("limit"))?,
+        cursor: params::cursor(get("cursor"))?,
+    };
+    Ok(Json(state.store.query_events(&query).await?))
+}
+
+async fn by_id(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Event>, ApiError> {
+    state
+        .store
+        .get_event(&id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no event with id '{id}'")))
+}
+
+/// Bucket widths offered, smallest first; the first giving at most 60 buckets is used.
+const BUCKETS_MS: &[i64] = &[
+    60_000,
+    300_000,
+    900_000,
+    3_600_000,
+    6 * 3_600_000,
+    86_400_000,
+    7 * 86_400_000,
+];
+
+/// `GET /api/v1/events/analytics?timerange=24h&groupby=severity|service|event_type|host`
+async fn analytics(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Analytics>, ApiError> {
+    let range_ms = params::duration_ms(
+        "timerange",
+        q.get("timerange").map_or("24h", String::as_str),
+    )?;
+    let group = q.get("groupby").map_or("severity", String::as_str);
+    let group_by = GroupBy::parse(group).ok_or_else(|| {
+        bad(
+            "groupby",
+            format!("'{group}' is not one of severity, service, event_type, host"),
+        )
+    })?;
+    let bucket_ms = q
+        .get("bucket")
+        .map(|b| params::duration_ms("bucket", b))
+        .transpose()?
+        .unwrap_or_else(|| {
+            BUCKETS_MS
+                .iter()
+                .copied()
+                .find(|b| range_ms / b <= 60)
+                .unwrap_or(7 * 86_400_000)
+        });
+    if range_ms / bucket_ms > 10_000 {
+        return Err(bad(
+            "bucket",
+            "too small for the time range (more than 10000 buckets)",
+        ));
+    }
+    let until_ms = now_ms();
+    let query = AnalyticsQuery {
+        since_ms: until_ms - range_ms,
+        until_ms,
+        group_by,
+        bucket_ms,
+    };
+    Ok(Json(state.store.event_analytics(&query).await?))
+}

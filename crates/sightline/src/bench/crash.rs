@@ -1,0 +1,255 @@
+//! The crash harness: a node runs as a child process while concurrent clients ingest
+//! events with unique ids; the node is killed with SIGKILL at random moments and restarted
+//! on the same data directory. At the end every id that got a 2xx must be in the store
+//! exactly once — the "ack means durable" guarantee, checked end to end.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::PathBuf;
+use std::process::{ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use super::{emit, http};
+
+/// Options of `sightline bench crash`.
+#[derive(Debug, clap::Args)]
+pub struct CrashArgs {
+    /// Acknowledged events to reach (ingestion continues until the kills are done too).
+    #[arg(long, default_value_t = 50_000)]
+    events: u64,
+    /// How many times to kill -9 the node.
+    #[arg(long, default_value_t = 10)]
+    kills: u32,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 4)]
+    clients: usize,
+    /// Events per request.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// Total send rate in events/s, so ingestion overlaps the kills.
+    #[arg(long, default_value_t = 5_000)]
+    rate: u64,
+    /// Seed for the kill schedule.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Data directory for the node (default: a fresh temporary directory, removed after).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Print one JSON object instead of a summary.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What the harness found.
+#[derive(Debug, Serialize)]
+pub struct CrashReport {
+    acknowledged: u64,
+    sent: u64,
+    kills: u32,
+    stored: u64,
+    missing: u64,
+    duplicates: u64,
+    unexpected: u64,
+    elapsed_secs: f64,
+    passed: bool,
+}
+
+impl fmt::Display for CrashReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "crash test: {}", if self.passed { "PASSED" } else { "FAILED" })?;
+        writeln!(f, "  kills (SIGKILL)        {}", self.kills)?;
+        writeln!(f, "  events sent            {}", self.sent)?;
+        writeln!(f, "  events acknowledged    {}", self.acknowledged)?;
+        writeln!(f, "  events stored          {}", self.stored)?;
+        writeln!(f, "  acknowledged, missing  {}", self.missing)?;
+        writeln!(f, "  stored more than once  {}", self.duplicates)?;
+        writeln!(f, "  stored, never sent     {}", self.unexpected)?;
+        write!(f, "  elapsed                {:.1} s", self.elapsed_secs)
+    }
+}
+
+/// The node under test, restarted on the same directory and port after every kill.
+struct NodeProcess {
+    dir: PathBuf,
+    addr: String,
+    child: Option<tokio::process::Child>,
+}
+
+impl NodeProcess {
+    async fn start(&mut self) -> anyhow::Result<()> {
+        let exe = std::env::current_exe().context("locating the sightline binary")?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("node.log"))
+            .context("opening node.log")?;
+        let child = tokio::process::Command::new(exe)
+            .args(["run", "--data-dir"])
+            .arg(&self.dir)
+            .args(["--http-addr", &self.addr])
+            .env_remove("SIGHTLINE_CONFIG")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the node")?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    async fn kill(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.start_kill().context("SIGKILL")?;
+            child.wait().await?;
+        }
+        Ok(())
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn batch_body(ids: &[String], seq: u64) -> Vec<u8> {
+    let events: Vec<serde_json::Value> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            serde_json::json!({
+                "event_id": id,
+                "service_name": format!("svc-{}", (seq as usize + i) % 7),
+                "event_type": if i % 10 == 0 { "ERROR" } else { "INFO" },
+                "details": format!("crash harness event {id}"),
+                "metadata": { "seq": seq },
+            })
+        })
+        .collect();
+    serde_json::to_vec(&events).unwrap_or_default()
+}
+
+pub async fn run(args: CrashArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let (dir, temporary) = match &args.data_dir {
+        Some(d) => (d.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("sightline-crash-{}-{}", std::process::id(), rand::random::<u32>())),
+            true,
+        ),
+    };
+    std::fs::create_dir_all(&dir)?;
+    let addr = format!("127.0.0.1:{}", free_port()?);
+    let base = format!("http://{addr}");
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    let mut node = NodeProcess { dir: dir.clone(), addr, child: None };
+    node.start().await?;
+    http::wait_healthy(&client, &base, Duration::from_secs(60)).await?;
+
+    let acked = Arc::new(Mutex::new(HashSet::<String>::new()));
+    let sent = Arc::new(AtomicU64::new(0));
+    let kills_done = Arc::new(AtomicBool::new(args.kills == 0));
+    let next_batch = Arc::new(AtomicU64::new(0));
+    let per_client_interval = Duration::from_secs_f64(
+        args.batch as f64 * args.clients as f64 / args.rate.max(1) as f64,
+    );
+
+    let mut clients = Vec::new();
+    for _ in 0..args.clients.max(1) {
+        let (client, base, acked, sent, kills_done, next_batch) =
+            (client.clone(), base.clone(), acked.clone(), sent.clone(), kills_done.clone(), next_batch.clone());
+        let (target, batch) = (args.events, args.batch.max(1));
+        clients.push(tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(per_client_interval);
+            loop {
+                let enough = acked.lock().map(|a| a.len() as u64 >= target).unwrap_or(true);
+                if enough && kills_done.load(Ordering::Acquire) {
+                    return;
+                }
+                ticker.tick().await;
+                let seq = next_batch.fetch_add(1, Ordering::Relaxed);
+                let ids: Vec<String> = (0..batch).map(|i| format!("crash-{seq}-{i}")).collect();
+                let body = batch_body(&ids, seq);
+                sent.fetch_add(ids.len() as u64, Ordering::Relaxed);
+                // Retry the same ids until acknowledged: a retry after a lost answer re-sends
+                // events that may already be durable, which the store must deduplicate.
+                for attempt in 0..600u32 {
+                    let res = client
+                        .post(format!("{base}/api/v1/events/batch"))
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send()
+                        .await;
+                    if let Ok(r) = res {
+                        if r.status().as_u16() == 202 {
+                            if let Ok(report) = r.json::<serde_json::Value>().await {
+                                let ids = report["results"].as_array().into_iter().flatten().filter_map(|x| {
+                                    (x["status"] == "accepted").then(|| x["event_id"].as_str().map(str::to_owned)).flatten()
+                                });
+                                if let Ok(mut a) = acked.lock() {
+                                    a.extend(ids);
+                                }
+                                break;
+                            }
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(50 + u64::from(attempt.min(10)) * 20)).await;
+                }
+            }
+        }));
+    }
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
+    for _ in 0..args.kills {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(200..1200))).await;
+        node.kill().await?;
+        node.start().await?;
+        http::wait_healthy(&client, &base, Duration::from_secs(60)).await?;
+    }
+    kills_done.store(true, Ordering::Release);
+    for c in clients {
+        c.await?;
+    }
+
+    http::wait_store_caught_up(&client, &base, Duration::from_secs(300)).await?;
+    let stored = http::stored_event_ids(&client, &base).await?;
+    node.kill().await?;
+
+    let acked = acked.lock().map(|a| a.clone()).unwrap_or_default();
+    let batches = next_batch.load(Ordering::Relaxed);
+    let was_sent = |id: &str| {
+        let mut parts = id.strip_prefix("crash-").unwrap_or("").split('-');
+        let seq: Option<u64> = parts.next().and_then(|s| s.parse().ok());
+        let idx: Option<usize> = parts.next().and_then(|s| s.parse().ok());
+        matches!((seq, idx), (Some(s), Some(i)) if s < batches && i < args.batch.max(1))
+    };
+    let report = CrashReport {
+        acknowledged: acked.len() as u64,
+        sent: sent.load(Ordering::Relaxed),
+        kills: args.kills,
+        stored: stored.len() as u64,
+        missing: acked.iter().filter(|id| !stored.contains_key(*id)).count() as u64,
+        duplicates: stored.values().filter(|&&n| n > 1).count() as u64,
+        unexpected: stored.keys().filter(|id| !was_sent(id)).count() as u64,
+        elapsed_secs: started.elapsed().as_secs_f64(),
+        passed: false,
+    };
+    let passed = report.missing == 0
+        && report.duplicates == 0
+        && report.unexpected == 0
+        && report.acknowledged >= args.events;
+    let report = CrashReport { passed, ..report };
+    emit(&report, args.json)?;
+    if temporary && passed {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else if !passed {
+        eprintln!("node data and node.log kept in {}", dir.display());
+    }
+    Ok(if passed { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}

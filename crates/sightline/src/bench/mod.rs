@@ -1,0 +1,46 @@
+//! `sightline bench …`: whole-system measurements. Every command prints a human summary,
+//! or with `--json` one JSON object with the figures.
+
+mod crash;
+mod ingest;
+mod http;
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+/// The benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// HTTP batch ingestion with durable acknowledgement: events/s and ack latency.
+    Ingest(ingest::IngestArgs),
+    /// Crash safety: kill -9 a node repeatedly while clients ingest, then prove every
+    /// acknowledged event is stored exactly once.
+    Crash(crash::CrashArgs),
+}
+
+pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        BenchCommand::Ingest(args) => ingest::run(args).await,
+        BenchCommand::Crash(args) => crash::run(args).await,
+    }
+}
+
+/// Prints a report as JSON or as its human summary.
+pub(crate) fn emit<T: serde::Serialize + std::fmt::Display>(report: &T, json: bool) -> anyhow::Result<()> {
+    let text = if json { serde_json::to_string(report)? } else { report.to_string() };
+    #[allow(clippy::print_stdout)] // the command's output
+    {
+        println!("{text}");
+    }
+    Ok(())
+}
+
+/// The p-th percentile (0..=100) of sorted samples.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}

@@ -1,0 +1,142 @@
+//! `sightline`: the command-line entry point. Wiring only — every behaviour lives in the
+//! library crates (`sightline-api` assembles a node; `sightline-sim` generates traffic).
+
+mod bench;
+mod config;
+mod simulate;
+mod telemetry;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// sightline — real-time event intelligence for operations teams, in one binary.
+///
+/// Ingests events and metrics over HTTP into a durable event log, stores them and answers
+/// queries. Run `sightline run` to start a node with embedded defaults (data in ./data,
+/// API on 127.0.0.1:8080), then `sightline simulate` in another terminal to feed it.
+#[derive(Debug, Parser)]
+#[command(name = "sightline", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start a node: event log, store and HTTP API in one process.
+    Run(RunArgs),
+    /// Send realistic system events (and optionally metrics) to a running node.
+    Simulate(simulate::SimulateArgs),
+    /// Measure throughput, latency and crash safety.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+/// Where configuration comes from; flags win over `SIGHTLINE_*` variables, which win over
+/// the file, which wins over the defaults.
+#[derive(Debug, clap::Args)]
+struct ConfigArgs {
+    /// TOML configuration file (see sightline.example.toml).
+    #[arg(long, short = 'c', env = "SIGHTLINE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory for the event log and the database [default: ./data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Address for the HTTP API [default: 127.0.0.1:8080].
+    #[arg(long)]
+    http_addr: Option<SocketAddr>,
+}
+
+impl ConfigArgs {
+    fn load(&self) -> anyhow::Result<sightline_api::NodeConfig> {
+        config::load(
+            self.config.as_deref(),
+            config::Overrides { http_addr: self.http_addr, data_dir: self.data_dir.clone() },
+        )
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration (every default included) as TOML.
+    Show {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run(args) => {
+            let config = args.config.load()?;
+            let prometheus = telemetry::init(&config.telemetry)?;
+            let node = sightline_api::Node::start(config, Some(prometheus)).await?;
+            eprintln!("sightline listening on http://{}  (Ctrl-C to stop)", node.addr());
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            node.shutdown().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Simulate(args) => simulate::run(args).await,
+        Command::Bench(cmd) => bench::run(cmd).await,
+        Command::Config(ConfigCommand::Show { config }) => {
+            let text = config::to_toml(&config.load()?)?;
+            #[allow(clippy::print_stdout)] // the command's output
+            {
+                print!("{text}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
