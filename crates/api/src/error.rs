@@ -127,15 +127,9 @@ impl IntoResponse for ApiError {
                     }),
                     ItemOutcome::Accepted { .. } => None,
                 }));
-                match report.results.len() {
-                    1 => format!(
-                        "{}",
-                        errors
-                            .first()
-                            .map(|e| format!("{}: {}", e.field, e.reason))
-                            .unwrap_or_default()
-                    ),
-                    n => format!(
+                match (report.results.len(), errors.first()) {
+                    (1, Some(e)) => format!("{}: {}", e.field, e.reason),
+                    (n, _) => format!(
                         "{} of {n} items are invalid; nothing was stored",
                         report.rejected
                     ),

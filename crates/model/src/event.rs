@@ -66,6 +66,17 @@ impl Severity {
         })
     }
 
+    /// The given severity, or the one implied by `event_type` when none was given.
+    pub fn parse_or_implied(
+        field: &str,
+        given: Option<&str>,
+        event_type: &str,
+    ) -> Result<Self, ValidationError> {
+        given.map_or(Ok(Self::for_event_type(event_type)), |s| {
+            Self::parse(field, s)
+        })
+    }
+
     /// The severity implied by an event type when a producer sends none.
     pub fn for_event_type(event_type: &str) -> Self {
         match event_type {

@@ -76,6 +76,33 @@ pub(crate) fn name(field: &str, value: &str, max: usize) -> Result<String, Valid
     Ok(v.to_owned())
 }
 
+/// A required name: present, and valid per [`name`].
+pub(crate) fn required_name(
+    field: &str,
+    value: Option<&str>,
+    max: usize,
+) -> Result<String, ValidationError> {
+    name(
+        field,
+        value.ok_or_else(|| ValidationError::missing(field))?,
+        max,
+    )
+}
+
+/// An optional name, valid per [`name`] when present.
+pub(crate) fn optional_name(
+    field: &str,
+    value: Option<&str>,
+    max: usize,
+) -> Result<Option<String>, ValidationError> {
+    value.map(|v| name(field, v, max)).transpose()
+}
+
+/// A required label: present, and valid per [`label`].
+pub(crate) fn required_label(field: &str, value: Option<&str>) -> Result<String, ValidationError> {
+    label(field, value.ok_or_else(|| ValidationError::missing(field))?)
+}
+
 /// An upper-case label such as an event type or environment: letters, digits, `_`, `-`, `.`.
 pub(crate) fn label(field: &str, value: &str) -> Result<String, ValidationError> {
     let v = value.trim();
@@ -156,6 +183,18 @@ pub(crate) fn timestamp(
         ));
     }
     Ok(ms)
+}
+
+/// An optional timestamp, defaulting to the arrival time when absent or null.
+pub(crate) fn timestamp_or_arrival(
+    field: &str,
+    value: Option<&serde_json::Value>,
+    received_at: i64,
+) -> Result<i64, ValidationError> {
+    match value {
+        None | Some(serde_json::Value::Null) => Ok(received_at),
+        Some(v) => timestamp(field, v, received_at),
+    }
 }
 
 /// Tags: at most [`limits::TAGS`] string pairs.

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use sightline_ingest::{BatchReport, BodyShape, IngestError, ItemOutcome, Kind};
 use sightline_model::ValidationError;
 
-use super::params::bad;
+use super::params::reject_unknown;
 use crate::body::LimitedBody;
 use crate::request_id::CorrelationId;
 use crate::{ApiError, AppState};
@@ -20,21 +20,35 @@ use crate::{ApiError, AppState};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/events", post(single_event))
-        .route("/api/v1/events/batch", post(batch))
-        .route("/api/v1/events/webhook", post(webhook))
-        .route("/api/v1/metrics", post(metrics))
-        .route("/api/metrics", post(metrics))
+        .route("/api/v1/events/batch", post(many::<SYSTEM_EVENT>))
+        .route("/api/v1/events/webhook", post(many::<WEBHOOK>))
+        .route("/api/v1/metrics", post(many::<METRIC>))
+        .route("/api/metrics", post(many::<METRIC>))
+}
+
+// Route kinds as const parameters, so one handler serves every multi-item route.
+const SYSTEM_EVENT: u8 = 0;
+const WEBHOOK: u8 = 1;
+const METRIC: u8 = 2;
+
+fn kind_of(k: u8) -> Kind {
+    match k {
+        WEBHOOK => Kind::Webhook,
+        METRIC => Kind::Metric,
+        _ => Kind::SystemEvent,
+    }
 }
 
 /// `?atomic=true|false`: refuse the whole batch when any item is invalid.
 fn atomic(params: &HashMap<String, String>) -> Result<bool, ApiError> {
-    if let Some(unknown) = params.keys().find(|k| k.as_str() != "atomic") {
-        return Err(bad(unknown, "unknown parameter; expected 'atomic'"));
-    }
+    reject_unknown(params, &["atomic"])?;
     match params.get("atomic").map(String::as_str) {
         None | Some("false" | "0" | "") => Ok(false),
         Some("true" | "1") => Ok(true),
-        Some(other) => Err(bad("atomic", format!("'{other}' is not true or false"))),
+        Some(other) => Err(super::params::bad(
+            "atomic",
+            format!("'{other}' is not true or false"),
+        )),
     }
 }
 
@@ -70,7 +84,8 @@ async fn single_event(
         .into_response())
 }
 
-async fn batch(
+/// One document, a JSON array or NDJSON (detected, or declared by an `ndjson` content type).
+async fn many<const KIND: u8>(
     State(state): State<AppState>,
     Extension(CorrelationId(cid)): Extension<CorrelationId>,
     Query(params): Query<HashMap<String, String>>,
@@ -86,42 +101,11 @@ async fn batch(
         BodyShape::Single if ndjson => BodyShape::Ndjson,
         other => other,
     };
-    accepted(
-        state
-            .ingestor
-            .ingest_shaped(Kind::SystemEvent, body, shape, &cid, atomic)
-            .await?,
-    )
-}
-
-async fn webhook(
-    State(state): State<AppState>,
-    Extension(CorrelationId(cid)): Extension<CorrelationId>,
-    Query(params): Query<HashMap<String, String>>,
-    LimitedBody(body): LimitedBody,
-) -> Result<Response, ApiError> {
-    let atomic = atomic(&params)?;
-    accepted(
-        state
-            .ingestor
-            .ingest(Kind::Webhook, body, &cid, atomic)
-            .await?,
-    )
-}
-
-async fn metrics(
-    State(state): State<AppState>,
-    Extension(CorrelationId(cid)): Extension<CorrelationId>,
-    Query(params): Query<HashMap<String, String>>,
-    LimitedBody(body): LimitedBody,
-) -> Result<Response, ApiError> {
-    let atomic = atomic(&params)?;
-    accepted(
-        state
-            .ingestor
-            .ingest(Kind::Metric, body, &cid, atomic)
-            .await?,
-    )
+    let report = state
+        .ingestor
+        .ingest_shaped(kind_of(KIND), body, shape, &cid, atomic)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(report)).into_response())
 }
 
 fn document_error(report: BatchReport) -> ApiError {
@@ -131,8 +115,4 @@ fn document_error(report: BatchReport) -> ApiError {
         }
         _ => ApiError::Rejected(report),
     }
-}
-
-fn accepted(report: BatchReport) -> Result<Response, ApiError> {
-    Ok((StatusCode::ACCEPTED, Json(report)).into_response())
 }

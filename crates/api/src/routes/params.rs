@@ -11,6 +11,20 @@ pub(crate) fn bad(field: &str, reason: impl Into<String>) -> ApiError {
     ApiError::BadParameter(ValidationError::new(field, reason))
 }
 
+/// Refuses parameters the route does not know, so a typo is not silently ignored.
+pub(crate) fn reject_unknown(
+    params: &std::collections::HashMap<String, String>,
+    known: &[&str],
+) -> Result<(), ApiError> {
+    match params.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(unknown) => Err(bad(
+            unknown,
+            format!("unknown parameter; expected one of {}", known.join(", ")),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// `limit`: 1 or more; values above the page cap are capped rather than refused.
 pub(crate) fn limit(raw: Option<&str>) -> Result<u32, ApiError> {
     match raw {
@@ -60,7 +74,7 @@ pub(crate) fn duration_ms(field: &str, raw: &str) -> Result<i64, ApiError> {
         }
     };
     let ms = n * unit_ms;
-    if !(ms >= 1.0 && ms <= 10.0 * 365.0 * 86_400_000.0) {
+    if !(1.0..=10.0 * 365.0 * 86_400_000.0).contains(&ms) {
         return Err(bad(field, "must be between 1 ms and 10 years"));
     }
     Ok(ms as i64)
@@ -106,10 +120,10 @@ pub(crate) fn time_range(
         let start = until.unwrap_or(now_ms) - (hours * 3_600_000.0) as i64;
         since = Some(since.map_or(start, |s| s.max(start)));
     }
-    if let (Some(s), Some(u)) = (since, until) {
-        if s >= u {
-            return Err(bad("from", "must be before 'to'"));
-        }
+    if let (Some(s), Some(u)) = (since, until)
+        && s >= u
+    {
+        return Err(bad("from", "must be before 'to'"));
     }
     Ok((since, until))
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::partition::sync_dir;
+use super::durable;
 use crate::{LogError, Result};
 
 /// `topic → partition → next offset to read`.
@@ -66,19 +66,11 @@ impl GroupStore {
                 .insert(*partition, *offset);
         }
         let path = self.dir.join(format!("{group}.json"));
-        let tmp = self.dir.join(format!("{group}.json.tmp"));
         let bytes = serde_json::to_vec(&offsets).map_err(|e| LogError::Io {
             path: path.clone(),
             source: std::io::Error::other(e),
         })?;
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp).map_err(LogError::io(&tmp))?;
-            f.write_all(&bytes).map_err(LogError::io(&tmp))?;
-            f.sync_all().map_err(LogError::io(&tmp))?;
-        }
-        std::fs::rename(&tmp, &path).map_err(LogError::io(&path))?;
-        sync_dir(&self.dir)?;
+        durable::replace(&path, &bytes)?;
         groups.insert(group.to_owned(), offsets);
         Ok(())
     }

@@ -11,6 +11,7 @@
 //! never take the writer's locks. On open, every segment is validated frame by frame and a
 //! torn or corrupt tail is truncated to the last valid record ([`segment`]).
 
+mod durable;
 mod frame;
 mod groups;
 mod partition;
@@ -217,14 +218,17 @@ fn valid_name(name: &str) -> bool {
 }
 
 impl Inner {
-    fn enforce_retention(&self, now_ms: i64) -> Result<u64> {
-        let topics: Vec<Arc<Topic>> = self
-            .topics
+    fn all_topics(&self) -> Vec<Arc<Topic>> {
+        self.topics
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .values()
             .cloned()
-            .collect();
+            .collect()
+    }
+
+    fn enforce_retention(&self, now_ms: i64) -> Result<u64> {
+        let topics = self.all_topics();
         let mut deleted = 0;
         for topic in topics {
             let config = topic
@@ -248,10 +252,7 @@ fn spawn_retention(inner: Weak<Inner>) {
     std::thread::Builder::new()
         .name("sightline-log-retention".into())
         .spawn(move || {
-            loop {
-                let Some(interval) = inner.upgrade().map(|i| i.config.retention_check_ms) else {
-                    break;
-                };
+            while let Some(interval) = inner.upgrade().map(|i| i.config.retention_check_ms) {
                 // Sleep in short steps so the thread ends soon after the log is dropped.
                 let mut slept = 0;
                 while slept < interval {
@@ -316,7 +317,7 @@ impl EventLog for EmbeddedLog {
             std::fs::create_dir_all(&path).map_err(LogError::io(&path))?;
             let (topic, _) = open_topic(&path, &name, config.clone(), FRAME_MAX_PAYLOAD)?;
             write_topic_meta(&path.join("topic.json"), &config)?;
-            partition::sync_dir(&inner.dir.join("topics"))?;
+            durable::sync_dir(&inner.dir.join("topics"))?;
             topics.insert(name, Arc::new(topic));
             Ok(())
         })
@@ -397,14 +398,7 @@ impl EventLog for EmbeddedLog {
     }
 
     async fn stats(&self) -> Result<Vec<TopicStats>> {
-        let topics: Vec<Arc<Topic>> = self
-            .inner
-            .topics
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect();
+        let topics = self.inner.all_topics();
         let mut stats: Vec<TopicStats> = topics
             .iter()
             .map(|t| TopicStats {
@@ -444,20 +438,9 @@ impl EventLog for EmbeddedLog {
 }
 
 fn write_topic_meta(path: &Path, config: &TopicConfig) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
     let bytes = serde_json::to_vec_pretty(config).map_err(|e| LogError::Io {
         path: path.to_owned(),
         source: std::io::Error::other(e),
     })?;
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp).map_err(LogError::io(&tmp))?;
-        f.write_all(&bytes).map_err(LogError::io(&tmp))?;
-        f.sync_all().map_err(LogError::io(&tmp))?;
-    }
-    std::fs::rename(&tmp, path).map_err(LogError::io(path))?;
-    if let Some(dir) = path.parent() {
-        partition::sync_dir(dir)?;
-    }
-    Ok(())
+    durable::replace(path, &bytes)
 }

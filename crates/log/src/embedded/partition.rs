@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+use super::durable;
 use super::segment::{self, INDEX_INTERVAL, Segment};
 use crate::{LogError, Record, Result};
 
@@ -75,7 +76,7 @@ impl Partition {
         }
         if segments.is_empty() {
             segments.push(Arc::new(Segment::create(dir, next_offset)?));
-            sync_dir(dir)?;
+            durable::sync_dir(dir)?;
         }
         let last_indexed = segments.last().and_then(|s| s.last_index_position());
         Ok((
@@ -129,7 +130,7 @@ impl Partition {
         let mut active = self.active();
         if active.size() > 0 && active.size() + chunk.buf.len() as u64 > segment_bytes {
             let fresh = Arc::new(Segment::create(&self.dir, state.next_offset)?);
-            sync_dir(&self.dir)?;
+            durable::sync_dir(&self.dir)?;
             // The sealed segment's data must be durable before the new file is used.
             active.sync().map_err(LogError::io(&active.path))?;
             self.segments
@@ -252,11 +253,4 @@ impl Partition {
         }
         Ok(bytes)
     }
-}
-
-/// Makes a directory entry (a new file, a rename) durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(LogError::io(dir))
 }

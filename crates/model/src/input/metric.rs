@@ -28,20 +28,10 @@ pub struct MetricInput {
 impl MetricInput {
     /// Validates every field and builds the normalized metric.
     pub fn normalize(self, ctx: &IngestContext) -> Result<Metric, ValidationError> {
-        let service_name = validation::name(
-            "service_name",
-            self.service_name
-                .as_deref()
-                .ok_or_else(|| ValidationError::missing("service_name"))?,
-            limits::NAME,
-        )?;
-        let metric_type = validation::name(
-            "metric_type",
-            self.metric_type
-                .as_deref()
-                .ok_or_else(|| ValidationError::missing("metric_type"))?,
-            limits::NAME,
-        )?;
+        let service_name =
+            validation::required_name("service_name", self.service_name.as_deref(), limits::NAME)?;
+        let metric_type =
+            validation::required_name("metric_type", self.metric_type.as_deref(), limits::NAME)?;
         let value = match self.value {
             None | Some(serde_json::Value::Null) => return Err(ValidationError::missing("value")),
             Some(serde_json::Value::Number(n)) => n
@@ -55,10 +45,11 @@ impl MetricInput {
                 ));
             }
         };
-        let timestamp = match &self.timestamp {
-            None | Some(serde_json::Value::Null) => ctx.received_at,
-            Some(v) => validation::timestamp("timestamp", v, ctx.received_at)?,
-        };
+        let timestamp = validation::timestamp_or_arrival(
+            "timestamp",
+            self.timestamp.as_ref(),
+            ctx.received_at,
+        )?;
         Ok(Metric {
             service_name,
             metric_type,

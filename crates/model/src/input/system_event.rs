@@ -42,42 +42,25 @@ pub struct SystemEventInput {
 impl SystemEventInput {
     /// Validates every field and builds the normalized event.
     pub fn normalize(self, ctx: &IngestContext) -> Result<Event, ValidationError> {
-        let service_name = validation::name(
-            "service_name",
-            self.service_name
-                .as_deref()
-                .ok_or_else(|| ValidationError::missing("service_name"))?,
-            limits::NAME,
+        let service_name =
+            validation::required_name("service_name", self.service_name.as_deref(), limits::NAME)?;
+        let event_type = validation::required_label("event_type", self.event_type.as_deref())?;
+        let timestamp = validation::timestamp_or_arrival(
+            "timestamp",
+            self.timestamp.as_ref(),
+            ctx.received_at,
         )?;
-        let event_type = validation::label(
-            "event_type",
-            self.event_type
-                .as_deref()
-                .ok_or_else(|| ValidationError::missing("event_type"))?,
-        )?;
-        let timestamp = match &self.timestamp {
-            None | Some(serde_json::Value::Null) => ctx.received_at,
-            Some(v) => validation::timestamp("timestamp", v, ctx.received_at)?,
-        };
         let environment = match self.environment.as_deref() {
             None => "UNSPECIFIED".to_owned(),
             Some(e) => validation::label("environment", e)?,
         };
         let details =
             validation::text("details", self.details.unwrap_or_default(), limits::DETAILS)?;
-        let severity = match self.severity.as_deref() {
-            None => Severity::for_event_type(&event_type),
-            Some(s) => Severity::parse("severity", s)?,
-        };
-        let source = match self.source.as_deref() {
-            None => ctx.source_type.as_str().to_owned(),
-            Some(s) => validation::name("source", s, limits::NAME)?,
-        };
-        let host = self
-            .host
-            .as_deref()
-            .map(|h| validation::name("host", h, limits::NAME))
-            .transpose()?;
+        let severity =
+            Severity::parse_or_implied("severity", self.severity.as_deref(), &event_type)?;
+        let source = validation::optional_name("source", self.source.as_deref(), limits::NAME)?
+            .unwrap_or_else(|| ctx.source_type.as_str().to_owned());
+        let host = validation::optional_name("host", self.host.as_deref(), limits::NAME)?;
         let fingerprint = fingerprint::of(&service_name, &event_type, &details);
         Ok(Event {
             event_id: event_id(self.event_id)?,

@@ -35,45 +35,24 @@ pub struct WebhookInput {
 impl WebhookInput {
     /// Validates every field and maps the webhook onto the normalized event.
     pub fn normalize(self, ctx: &IngestContext) -> Result<Event, ValidationError> {
-        let source = validation::name(
-            "source",
-            self.source
-                .as_deref()
-                .ok_or_else(|| ValidationError::missing("source"))?,
-            limits::NAME,
-        )?;
-        let service_name = validation::name(
-            "service",
-            self.service
-                .as_deref()
-                .ok_or_else(|| ValidationError::missing("service"))?,
-            limits::NAME,
-        )?;
-        let event_type = validation::label(
-            "event_type",
-            self.event_type
-                .as_deref()
-                .ok_or_else(|| ValidationError::missing("event_type"))?,
-        )?;
+        let source = validation::required_name("source", self.source.as_deref(), limits::NAME)?;
+        let service_name =
+            validation::required_name("service", self.service.as_deref(), limits::NAME)?;
+        let event_type = validation::required_label("event_type", self.event_type.as_deref())?;
         let details = validation::text(
             "message",
             self.message
                 .ok_or_else(|| ValidationError::missing("message"))?,
             limits::DETAILS,
         )?;
-        let severity = match self.severity.as_deref() {
-            None => Severity::for_event_type(&event_type),
-            Some(s) => Severity::parse("severity", s)?,
-        };
-        let timestamp = match &self.timestamp {
-            None | Some(serde_json::Value::Null) => ctx.received_at,
-            Some(v) => validation::timestamp("timestamp", v, ctx.received_at)?,
-        };
-        let host = self
-            .host
-            .as_deref()
-            .map(|h| validation::name("host", h, limits::NAME))
-            .transpose()?;
+        let severity =
+            Severity::parse_or_implied("severity", self.severity.as_deref(), &event_type)?;
+        let timestamp = validation::timestamp_or_arrival(
+            "timestamp",
+            self.timestamp.as_ref(),
+            ctx.received_at,
+        )?;
+        let host = validation::optional_name("host", self.host.as_deref(), limits::NAME)?;
         let metadata = metadata(self.metadata)?;
         let environment = match metadata.get("environment") {
             Some(serde_json::Value::String(e)) => validation::label("metadata.environment", e)?,
