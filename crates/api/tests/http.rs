@@ -433,3 +433,59 @@ fn futures_util_stream(
 ) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> {
     futures::stream::iter(chunks)
 }
+
+#[tokio::test]
+async fn saturation_answers_503_with_retry_after_and_loses_nothing_acknowledged() {
+    let app = TestApp::spawn_with(|c| c.ingest.max_in_flight_bytes = 64 * 1024).await;
+    let ts = now_ms();
+    let body = |r: usize| {
+        let items: Vec<Value> = (0..2000)
+            .map(|i| event(&format!("sat-{r}-{i}"), "sat", "info", ts))
+            .collect();
+        serde_json::to_vec(&items).unwrap()
+    };
+    let requests: Vec<_> = (0..24)
+        .map(|r| {
+            let (client, url, body) =
+                (app.client.clone(), app.url("/api/v1/events/batch"), body(r));
+            tokio::spawn(async move {
+                client
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let (mut accepted, mut refused) = (0u64, 0);
+    for r in requests {
+        let res = r.await.unwrap();
+        match res.status().as_u16() {
+            202 => {
+                accepted += res.json::<Value>().await.unwrap()["accepted"]
+                    .as_u64()
+                    .unwrap()
+            }
+            503 => {
+                assert_eq!(res.headers()["retry-after"], "1");
+                assert_eq!(res.headers()["content-type"], "application/problem+json");
+                refused += 1;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(
+        refused > 0,
+        "24 concurrent 400 KiB batches against a 64 KiB budget must overflow"
+    );
+    assert!(accepted > 0);
+    let stored = app.wait_for_events("service=sat", accepted as usize).await;
+    assert_eq!(
+        stored.len() as u64,
+        accepted,
+        "exactly the acknowledged events are stored"
+    );
+    app.shutdown().await;
+}

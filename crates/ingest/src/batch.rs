@@ -45,9 +45,11 @@ impl Kind {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IngestConfig {
-    /// Batches that may be appending at once; beyond it requests are refused as overloaded
-    /// (HTTP 503 with `Retry-After`) instead of queueing without bound.
-    pub max_in_flight: usize,
+    /// Request bytes that may be in flight (decoding and appending) at once; a request
+    /// that would exceed it is refused as overloaded (HTTP 503 with `Retry-After`) instead
+    /// of queueing without bound. Counting bytes, not requests, bounds memory while
+    /// letting many small requests through.
+    pub max_in_flight_bytes: usize,
     /// Most items in one batch.
     pub max_batch_items: usize,
 }
@@ -55,7 +57,7 @@ pub struct IngestConfig {
 impl Default for IngestConfig {
     fn default() -> Self {
         Self {
-            max_in_flight: 64,
+            max_in_flight_bytes: 256 * 1024 * 1024,
             max_batch_items: 50_000,
         }
     }
@@ -137,7 +139,9 @@ enum Item {
 impl Ingestor {
     /// An ingestor appending to `log`.
     pub fn new(log: Arc<dyn EventLog>, clock: Clock, config: IngestConfig) -> Self {
-        let in_flight = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
+        let in_flight = Arc::new(Semaphore::new(
+            permits(config.max_in_flight_bytes).max(1) as usize
+        ));
         Self {
             log,
             clock,
@@ -171,10 +175,16 @@ impl Ingestor {
         atomic: bool,
     ) -> Result<BatchReport, IngestError> {
         let source = kind.source_type().as_str();
-        let _permit = self.in_flight.clone().try_acquire_owned().map_err(|_| {
-            metrics::counter!(telemetry::OVERLOADED, "source" => source).increment(1);
-            IngestError::Overloaded
-        })?;
+        let total = permits(self.config.max_in_flight_bytes).max(1);
+        let wanted = permits(body.len()).clamp(1, total);
+        let _permit = self
+            .in_flight
+            .clone()
+            .try_acquire_many_owned(wanted)
+            .map_err(|_| {
+                metrics::counter!(telemetry::OVERLOADED, "source" => source).increment(1);
+                IngestError::Overloaded
+            })?;
         let ctx = IngestContext::new(kind.source_type(), self.clock.now_ms(), correlation_id);
         let max_items = self.config.max_batch_items;
         // Decoding a large body is CPU work: keep it off the async workers.
@@ -210,6 +220,11 @@ impl Ingestor {
             .increment(report.accepted as u64);
         Ok(report)
     }
+}
+
+/// Semaphore permits for `bytes` (one per KiB, rounded up).
+fn permits(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
 }
 
 /// Bodies up to this size are decoded on the calling task; larger ones on a blocking thread.
@@ -253,22 +268,21 @@ fn decode_item(kind: Kind, bytes: &[u8], ctx: &IngestContext) -> Result<Item, Va
     })
 }
 
-/// Serializes an item into its log record, keyed by service.
+/// Serializes an item into its log record, keyed by service. The correlation id and source
+/// type travel inside the value, so records need no headers.
 fn to_record(item: Item) -> (Record, Option<String>) {
     // Serializing plain structs of strings, numbers and JSON maps cannot fail.
     match item {
         Item::Event(e) => {
             let value = serde_json::to_vec(&e).unwrap_or_default();
-            let record = Record::new(Some(&e.service_name), value, e.timestamp)
-                .with_header("correlation_id", e.correlation_id.as_bytes())
-                .with_header("source_type", e.source_type.as_str());
-            (record, Some(e.event_id))
+            (
+                Record::new(Some(&e.service_name), value, e.timestamp),
+                Some(e.event_id),
+            )
         }
         Item::Metric(m) => {
             let value = serde_json::to_vec(&m).unwrap_or_default();
-            let record = Record::new(Some(&m.service_name), value, m.timestamp)
-                .with_header("correlation_id", m.correlation_id.as_bytes());
-            (record, None)
+            (Record::new(Some(&m.service_name), value, m.timestamp), None)
         }
     }
 }

@@ -79,21 +79,36 @@ pub fn split_batch(body: &[u8], shape: BodyShape) -> Result<Vec<&[u8]>, Validati
 
 /// Parses one JSON document into `T`, turning serde's errors into a [`ValidationError`] that
 /// names the field.
+///
+/// Valid documents take the plain (fast) path; only a failing one is parsed again with path
+/// tracking to name the offending field.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ValidationError> {
+    match serde_json::from_slice(bytes) {
+        Ok(value) => Ok(value),
+        Err(_) => Err(explain::<T>(bytes)),
+    }
+}
+
+/// Why `bytes` do not parse as a `T`, with the path of the offending field.
+fn explain<T: DeserializeOwned>(bytes: &[u8]) -> ValidationError {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return ValidationError::new("$", format!("malformed JSON: {inner}"));
+    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if inner.is_syntax() || inner.is_eof() {
+                return ValidationError::new("$", format!("malformed JSON: {inner}"));
+            }
+            let field = if path == "." { "$".to_owned() } else { path };
+            ValidationError::new(field, inner.to_string())
         }
-        let field = if path == "." { "$".to_owned() } else { path };
-        ValidationError::new(field, inner.to_string())
-    })?;
-    de.end().map_err(|e| {
-        ValidationError::new("$", format!("trailing characters after the document: {e}"))
-    })?;
-    Ok(value)
+        Ok(_) => match de.end() {
+            Err(e) => {
+                ValidationError::new("$", format!("trailing characters after the document: {e}"))
+            }
+            Ok(()) => ValidationError::new("$", "the document could not be parsed"),
+        },
+    }
 }
 
 #[cfg(test)]

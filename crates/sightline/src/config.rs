@@ -24,7 +24,11 @@ pub struct Overrides {
 pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<NodeConfig> {
     let mut figment = Figment::from(Serialized::defaults(NodeConfig::default()));
     if let Some(path) = file {
-        anyhow::ensure!(path.exists(), "config file {} does not exist", path.display());
+        anyhow::ensure!(
+            path.exists(),
+            "config file {} does not exist",
+            path.display()
+        );
         figment = figment.merge(Toml::file(path));
     }
     let config: NodeConfig = figment
@@ -32,7 +36,9 @@ pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<NodeCon
         .merge(Serialized::defaults(overrides))
         .extract()
         .context("invalid configuration")?;
-    config.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    config
+        .validate()
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     Ok(config)
 }
 
@@ -49,7 +55,11 @@ mod tests {
     fn example_config_file_parses_and_matches_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sightline.example.toml");
         let config = load(Some(&path), Overrides::default()).expect("example config loads");
-        assert_eq!(config, NodeConfig::default(), "the example file documents the defaults");
+        assert_eq!(
+            config,
+            NodeConfig::default(),
+            "the example file documents the defaults"
+        );
     }
 
     #[test]

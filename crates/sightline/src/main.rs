@@ -12,6 +12,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+// The ingestion path allocates many small strings per event; mimalloc handles that pattern
+// markedly better than the system allocator (measured with `sightline bench ingest`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// sightline — real-time event intelligence for operations teams, in one binary.
 ///
 /// Ingests events and metrics over HTTP into a durable event log, stores them and answers
@@ -63,7 +68,10 @@ impl ConfigArgs {
     fn load(&self) -> anyhow::Result<sightline_api::NodeConfig> {
         config::load(
             self.config.as_deref(),
-            config::Overrides { http_addr: self.http_addr, data_dir: self.data_dir.clone() },
+            config::Overrides {
+                http_addr: self.http_addr,
+                data_dir: self.data_dir.clone(),
+            },
         )
     }
 }
@@ -79,7 +87,10 @@ enum ConfigCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -101,7 +112,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = args.config.load()?;
             let prometheus = telemetry::init(&config.telemetry)?;
             let node = sightline_api::Node::start(config, Some(prometheus)).await?;
-            eprintln!("sightline listening on http://{}  (Ctrl-C to stop)", node.addr());
+            eprintln!(
+                "sightline listening on http://{}  (Ctrl-C to stop)",
+                node.addr()
+            );
             shutdown_signal().await;
             tracing::info!("shutting down");
             node.shutdown().await;
@@ -125,13 +139,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -20,7 +20,8 @@ pub struct SimulateArgs {
     /// Stop after this many events.
     #[arg(long)]
     count: Option<u64>,
-    /// Events per request.
+    /// Events per request, at most (at a set rate batches shrink so at least 20 requests
+    /// go out each second).
     #[arg(long, default_value_t = 500)]
     batch_size: usize,
     /// Requests in flight at once.
@@ -47,7 +48,10 @@ pub struct SimulateArgs {
 }
 
 pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!((0.0..=1.0).contains(&args.error_rate), "--error-rate must be between 0 and 1");
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.error_rate),
+        "--error-rate must be between 0 and 1"
+    );
     anyhow::ensure!(args.batch_size >= 1, "--batch-size must be at least 1");
     let report = sightline_sim::run(SimulateOptions {
         target: args.target.trim_end_matches('/').to_owned(),
@@ -65,5 +69,9 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     })
     .await?;
     crate::bench::emit(&report, args.json)?;
-    Ok(if report.failed_requests == 0 { ExitCode::SUCCESS } else { ExitCode::from(3) })
+    Ok(if report.failed_requests == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
 }

@@ -8,7 +8,17 @@ use std::process::Command;
 #[test]
 fn acknowledged_events_survive_repeated_kill_9() {
     let out = Command::new(env!("CARGO_BIN_EXE_sightline"))
-        .args(["bench", "crash", "--events", "50000", "--kills", "10", "--clients", "4", "--json"])
+        .args([
+            "bench",
+            "crash",
+            "--events",
+            "50000",
+            "--kills",
+            "10",
+            "--clients",
+            "4",
+            "--json",
+        ])
         .env_remove("SIGHTLINE_CONFIG")
         .output()
         .unwrap();
@@ -17,7 +27,10 @@ fn acknowledged_events_survive_repeated_kill_9() {
     let report: serde_json::Value = serde_json::from_str(stdout.trim())
         .unwrap_or_else(|e| panic!("no JSON report ({e}); stdout: {stdout}\nstderr: {stderr}"));
     assert_eq!(report["kills"], 10, "{report}");
-    assert!(report["acknowledged"].as_u64().unwrap() >= 50_000, "{report}");
+    assert!(
+        report["acknowledged"].as_u64().unwrap() >= 50_000,
+        "{report}"
+    );
     assert_eq!(report["missing"], 0, "acknowledged events lost: {report}");
     assert_eq!(report["duplicates"], 0, "{report}");
     assert_eq!(report["unexpected"], 0, "{report}");
@@ -37,6 +50,10 @@ fn config_show_prints_every_default() {
     let text = String::from_utf8(out.stdout).unwrap();
     let parsed: toml::Value = toml::from_str(&text).unwrap();
     assert_eq!(parsed["http_addr"].as_str(), Some("127.0.0.1:8080"));
-    assert_eq!(parsed["log"]["segment_bytes"].as_integer(), Some(8_388_608), "env override applies");
+    assert_eq!(
+        parsed["log"]["segment_bytes"].as_integer(),
+        Some(8_388_608),
+        "env override applies"
+    );
     assert_eq!(parsed["store"]["batch_size"].as_integer(), Some(5000));
 }

@@ -37,6 +37,9 @@ pub struct StoreConfig {
     pub sqlite_path: PathBuf,
     /// Records the store consumer takes from the log per transaction.
     pub batch_size: usize,
+    /// Run the log → store consumer in this node. Off for a node that only ingests (its
+    /// records wait in the log for a node that consumes).
+    pub consume: bool,
 }
 
 /// Logging settings.
@@ -68,6 +71,7 @@ impl Default for StoreConfig {
         Self {
             sqlite_path: PathBuf::from("sightline.db"),
             batch_size: 5000,
+            consume: true,
         }
     }
 }
@@ -98,8 +102,8 @@ impl NodeConfig {
                 "log.queue_depth must be at least 1",
             ),
             (
-                self.ingest.max_in_flight >= 1,
-                "ingest.max_in_flight must be at least 1",
+                self.ingest.max_in_flight_bytes >= 1024,
+                "ingest.max_in_flight_bytes must be at least 1024",
             ),
             (
                 self.ingest.max_batch_items >= 1,

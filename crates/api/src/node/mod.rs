@@ -89,18 +89,19 @@ impl Node {
             }
         };
 
-        let sink_config = sink::SinkConfig {
-            batch_size: config.store.batch_size,
-            ..sink::SinkConfig::default()
-        };
-        let sink_task = tokio::spawn({
+        let mut tasks = Vec::new();
+        if config.store.consume {
+            let sink_config = sink::SinkConfig {
+                batch_size: config.store.batch_size,
+                ..sink::SinkConfig::default()
+            };
             let (log, store, stop) = (log.clone(), store.clone(), until_stopped());
-            async move {
+            tasks.push(tokio::spawn(async move {
                 if let Err(e) = sink::run(log, store, sink_config, stop).await {
                     tracing::error!(error = %e, "store consumer stopped");
                 }
-            }
-        });
+            }));
+        }
 
         let ingestor = Arc::new(Ingestor::new(
             log.clone(),
@@ -124,20 +125,16 @@ impl Node {
             addr: config.http_addr,
             source,
         })?;
-        let http_task = tokio::spawn({
+        tasks.push(tokio::spawn({
             let stop = until_stopped();
             async move {
                 if let Err(e) = serve(listener, router(state), stop).await {
                     tracing::error!(error = %e, "HTTP server failed");
                 }
             }
-        });
+        }));
         tracing::info!(%addr, data_dir = %config.data_dir.display(), "sightline node started");
-        Ok(Node {
-            addr,
-            stop,
-            tasks: vec![http_task, sink_task],
-        })
+        Ok(Node { addr, stop, tasks })
     }
 
     /// The address the API listens on (useful when started on port 0).

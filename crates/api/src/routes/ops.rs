@@ -7,10 +7,12 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
+use sightline_store::sink;
+
 use crate::{AppState, telemetry};
 
-/// The consumer groups whose lag `/metrics` reports.
-const GROUPS: &[&str] = &["store"];
+/// The consumer groups whose lag `/metrics` reports, with the topics each consumes.
+const GROUPS: &[(&str, &[&str])] = &[(sink::GROUP, &sink::TOPICS)];
 
 /// The operations routes.
 pub fn router() -> Router<AppState> {
@@ -53,17 +55,20 @@ async fn prometheus(State(state): State<AppState>) -> Response {
             metrics::gauge!(telemetry::LOG_SIZE, "topic" => topic.name.clone()).set(size as f64);
             metrics::gauge!(telemetry::LOG_END_OFFSET, "topic" => topic.name.clone())
                 .set(end as f64);
-            for group in GROUPS {
-                if let Ok(committed) = state.log.committed(group, &topic.name).await {
-                    let lag: u64 = topic
-                        .partitions
-                        .iter()
-                        .zip(committed)
-                        .map(|(p, c)| p.end_offset.saturating_sub(c.unwrap_or(p.start_offset)))
-                        .sum();
-                    metrics::gauge!(telemetry::CONSUMER_LAG, "group" => *group, "topic" => topic.name.clone())
-                        .set(lag as f64);
-                }
+        }
+        for (group, topics) in GROUPS {
+            for topic in stats.iter().filter(|t| topics.contains(&t.name.as_str())) {
+                let Ok(committed) = state.log.committed(group, &topic.name).await else {
+                    continue;
+                };
+                let lag: u64 = topic
+                    .partitions
+                    .iter()
+                    .zip(committed)
+                    .map(|(p, c)| p.end_offset.saturating_sub(c.unwrap_or(p.start_offset)))
+                    .sum();
+                metrics::gauge!(telemetry::CONSUMER_LAG, "group" => *group, "topic" => topic.name.clone())
+                    .set(lag as f64);
             }
         }
     }

@@ -337,6 +337,13 @@ impl EventLog for EmbeddedLog {
         let limit = self.inner.config.max_record_bytes;
         let mut chunks: Vec<Chunk> = Vec::new();
         let mut chunk_of: Vec<Option<usize>> = vec![None; n as usize];
+        // Sized up front so encoding never reallocates and copies a growing buffer.
+        let approx: usize = records.iter().map(|r| r.value.len() + 64).sum::<usize>();
+        let capacity = if records.len() < n as usize {
+            approx
+        } else {
+            approx / n as usize + approx / 8
+        };
         for (slot, record) in records.iter().enumerate() {
             let size = record.value.len()
                 + record.key.as_ref().map_or(0, Vec::len)
@@ -355,7 +362,7 @@ impl EventLog for EmbeddedLog {
             let idx = *chunk_of[p as usize].get_or_insert_with(|| {
                 chunks.push(Chunk {
                     partition: p,
-                    buf: Vec::new(),
+                    buf: Vec::with_capacity(capacity),
                     frames: Vec::new(),
                     slots: Vec::new(),
                     max_timestamp: i64::MIN,

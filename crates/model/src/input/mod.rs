@@ -108,17 +108,40 @@ fn metadata(
             ));
         }
     };
-    let size = serde_json::to_vec(&map)
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX);
-    if size > validation::limits::METADATA {
-        return Err(ValidationError::new(
-            "metadata",
-            format!(
-                "must be at most {} bytes serialized",
-                validation::limits::METADATA
-            ),
-        ));
+    // Serializing to measure is only needed when a cheap upper bound says it could be over.
+    if serialized_len_bound(&map) > validation::limits::METADATA {
+        let size = serde_json::to_vec(&map).map_or(usize::MAX, |v| v.len());
+        if size > validation::limits::METADATA {
+            return Err(ValidationError::new(
+                "metadata",
+                format!(
+                    "must be at most {} bytes serialized",
+                    validation::limits::METADATA
+                ),
+            ));
+        }
     }
     Ok(map)
+}
+
+/// An upper bound of the serialized size of a JSON object, computed without allocating
+/// (strings count as if every character needed a six-byte escape).
+fn serialized_len_bound(map: &serde_json::Map<String, serde_json::Value>) -> usize {
+    fn value(v: &serde_json::Value) -> usize {
+        use serde_json::Value;
+        match v {
+            Value::Null | Value::Bool(_) => 5,
+            Value::Number(_) => 32,
+            Value::String(s) => 2 + 6 * s.len(),
+            Value::Array(a) => 2 + a.iter().map(|x| value(x) + 1).sum::<usize>(),
+            Value::Object(m) => object(m),
+        }
+    }
+    fn object(m: &serde_json::Map<String, serde_json::Value>) -> usize {
+        2 + m
+            .iter()
+            .map(|(k, v)| 4 + 6 * k.len() + value(v))
+            .sum::<usize>()
+    }
+    object(map)
 }

@@ -62,7 +62,11 @@ pub struct CrashReport {
 
 impl fmt::Display for CrashReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "crash test: {}", if self.passed { "PASSED" } else { "FAILED" })?;
+        writeln!(
+            f,
+            "crash test: {}",
+            if self.passed { "PASSED" } else { "FAILED" }
+        )?;
         writeln!(f, "  kills (SIGKILL)        {}", self.kills)?;
         writeln!(f, "  events sent            {}", self.sent)?;
         writeln!(f, "  events acknowledged    {}", self.acknowledged)?;
@@ -115,7 +119,9 @@ impl NodeProcess {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn batch_body(ids: &[String], seq: u64) -> Vec<u8> {
@@ -140,15 +146,25 @@ pub async fn run(args: CrashArgs) -> anyhow::Result<ExitCode> {
     let (dir, temporary) = match &args.data_dir {
         Some(d) => (d.clone(), false),
         None => (
-            std::env::temp_dir().join(format!("sightline-crash-{}-{}", std::process::id(), rand::random::<u32>())),
+            std::env::temp_dir().join(format!(
+                "sightline-crash-{}-{}",
+                std::process::id(),
+                rand::random::<u32>()
+            )),
             true,
         ),
     };
     std::fs::create_dir_all(&dir)?;
     let addr = format!("127.0.0.1:{}", free_port()?);
     let base = format!("http://{addr}");
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
-    let mut node = NodeProcess { dir: dir.clone(), addr, child: None };
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let mut node = NodeProcess {
+        dir: dir.clone(),
+        addr,
+        child: None,
+    };
     node.start().await?;
     http::wait_healthy(&client, &base, Duration::from_secs(60)).await?;
 
@@ -156,19 +172,27 @@ pub async fn run(args: CrashArgs) -> anyhow::Result<ExitCode> {
     let sent = Arc::new(AtomicU64::new(0));
     let kills_done = Arc::new(AtomicBool::new(args.kills == 0));
     let next_batch = Arc::new(AtomicU64::new(0));
-    let per_client_interval = Duration::from_secs_f64(
-        args.batch as f64 * args.clients as f64 / args.rate.max(1) as f64,
-    );
+    let per_client_interval =
+        Duration::from_secs_f64(args.batch as f64 * args.clients as f64 / args.rate.max(1) as f64);
 
     let mut clients = Vec::new();
     for _ in 0..args.clients.max(1) {
-        let (client, base, acked, sent, kills_done, next_batch) =
-            (client.clone(), base.clone(), acked.clone(), sent.clone(), kills_done.clone(), next_batch.clone());
+        let (client, base, acked, sent, kills_done, next_batch) = (
+            client.clone(),
+            base.clone(),
+            acked.clone(),
+            sent.clone(),
+            kills_done.clone(),
+            next_batch.clone(),
+        );
         let (target, batch) = (args.events, args.batch.max(1));
         clients.push(tokio::spawn(async move {
             let mut ticker = tokio::time::interval(per_client_interval);
             loop {
-                let enough = acked.lock().map(|a| a.len() as u64 >= target).unwrap_or(true);
+                let enough = acked
+                    .lock()
+                    .map(|a| a.len() as u64 >= target)
+                    .unwrap_or(true);
                 if enough && kills_done.load(Ordering::Acquire) {
                     return;
                 }
@@ -189,9 +213,15 @@ pub async fn run(args: CrashArgs) -> anyhow::Result<ExitCode> {
                     if let Ok(r) = res {
                         if r.status().as_u16() == 202 {
                             if let Ok(report) = r.json::<serde_json::Value>().await {
-                                let ids = report["results"].as_array().into_iter().flatten().filter_map(|x| {
-                                    (x["status"] == "accepted").then(|| x["event_id"].as_str().map(str::to_owned)).flatten()
-                                });
+                                let ids = report["results"]
+                                    .as_array()
+                                    .into_iter()
+                                    .flatten()
+                                    .filter_map(|x| {
+                                        (x["status"] == "accepted")
+                                            .then(|| x["event_id"].as_str().map(str::to_owned))
+                                            .flatten()
+                                    });
                                 if let Ok(mut a) = acked.lock() {
                                     a.extend(ids);
                                 }
@@ -199,7 +229,8 @@ pub async fn run(args: CrashArgs) -> anyhow::Result<ExitCode> {
                             }
                         }
                     }
-                    tokio::time::sleep(Duration::from_millis(50 + u64::from(attempt.min(10)) * 20)).await;
+                    tokio::time::sleep(Duration::from_millis(50 + u64::from(attempt.min(10)) * 20))
+                        .await;
                 }
             }
         }));
@@ -251,5 +282,9 @@ pub async fn run(args: CrashArgs) -> anyhow::Result<ExitCode> {
     } else if !passed {
         eprintln!("node data and node.log kept in {}", dir.display());
     }
-    Ok(if passed { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    Ok(if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }

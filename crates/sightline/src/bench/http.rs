@@ -7,7 +7,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 /// Waits until `GET /health` answers 200.
-pub async fn wait_healthy(client: &reqwest::Client, base: &str, timeout: Duration) -> anyhow::Result<()> {
+pub async fn wait_healthy(
+    client: &reqwest::Client,
+    base: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Ok(r) = client.get(format!("{base}/health")).send().await {
@@ -15,14 +19,22 @@ pub async fn wait_healthy(client: &reqwest::Client, base: &str, timeout: Duratio
                 return Ok(());
             }
         }
-        anyhow::ensure!(Instant::now() < deadline, "node at {base} not healthy after {timeout:?}");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "node at {base} not healthy after {timeout:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 /// The store consumer's lag on `system-events`, from `/metrics`.
 pub async fn store_lag(client: &reqwest::Client, base: &str) -> anyhow::Result<Option<u64>> {
-    let text = client.get(format!("{base}/metrics")).send().await?.text().await?;
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
     Ok(text
         .lines()
         .filter(|l| l.starts_with("sightline_consumer_lag_records{"))
@@ -32,23 +44,35 @@ pub async fn store_lag(client: &reqwest::Client, base: &str) -> anyhow::Result<O
 }
 
 /// Waits until the store consumer has caught up with `system-events`.
-pub async fn wait_store_caught_up(client: &reqwest::Client, base: &str, timeout: Duration) -> anyhow::Result<()> {
+pub async fn wait_store_caught_up(
+    client: &reqwest::Client,
+    base: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         if store_lag(client, base).await? == Some(0) {
             return Ok(());
         }
-        anyhow::ensure!(Instant::now() < deadline, "store did not catch up within {timeout:?}");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "store did not catch up within {timeout:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 /// Every stored event id with how often the query API returned it, paging newest first.
-pub async fn stored_event_ids(client: &reqwest::Client, base: &str) -> anyhow::Result<HashMap<String, u32>> {
+pub async fn stored_event_ids(
+    client: &reqwest::Client,
+    base: &str,
+) -> anyhow::Result<HashMap<String, u32>> {
     let mut ids = HashMap::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut req = client.get(format!("{base}/api/v1/events")).query(&[("limit", "1000")]);
+        let mut req = client
+            .get(format!("{base}/api/v1/events"))
+            .query(&[("limit", "1000")]);
         if let Some(c) = &cursor {
             req = req.query(&[("cursor", c)]);
         }

@@ -60,13 +60,22 @@ struct SingleResult {
     ack_max_ms: f64,
 }
 
+/// One node configuration's figures.
+#[derive(Debug, Serialize)]
+struct ModeResult {
+    /// `edge`: the store consumer is off, so only ingestion runs; `full`: the node as
+    /// `sightline run` starts it, the store consumer writing SQLite at the same time.
+    mode: &'static str,
+    batches: Vec<BatchResult>,
+    single_at_rate: Option<SingleResult>,
+}
+
 #[derive(Debug, Serialize)]
 struct IngestReport {
     fsync: &'static str,
     concurrency: usize,
     duration_secs: f64,
-    batches: Vec<BatchResult>,
-    single_at_rate: Option<SingleResult>,
+    modes: Vec<ModeResult>,
 }
 
 impl fmt::Display for IngestReport {
@@ -76,20 +85,42 @@ impl fmt::Display for IngestReport {
             "HTTP ingestion, durable ack ({}), {} clients, {:.0} s per run",
             self.fsync, self.concurrency, self.duration_secs
         )?;
-        writeln!(f, "{:>6} {:>12} {:>10} {:>10} {:>10} {:>7}", "batch", "events/s", "req/s", "p50 ms", "p99 ms", "errors")?;
-        for b in &self.batches {
+        for m in &self.modes {
+            let what = if m.mode == "edge" {
+                "ingestion only (store consumer off)"
+            } else {
+                "full node (store consumer on)"
+            };
+            writeln!(f, "\n{what}")?;
             writeln!(
                 f,
-                "{:>6} {:>12.0} {:>10.0} {:>10.2} {:>10.2} {:>7}",
-                b.batch_size, b.events_per_sec, b.requests_per_sec, b.ack_p50_ms, b.ack_p99_ms, b.errors
+                "{:>6} {:>12} {:>10} {:>10} {:>10} {:>7}",
+                "batch", "events/s", "req/s", "p50 ms", "p99 ms", "errors"
             )?;
-        }
-        if let Some(s) = &self.single_at_rate {
-            write!(
-                f,
-                "single events at {}/s (achieved {:.0}/s): ack p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, errors {}",
-                s.target_rate, s.achieved_rate, s.ack_p50_ms, s.ack_p99_ms, s.ack_max_ms, s.errors
-            )?;
+            for b in &m.batches {
+                writeln!(
+                    f,
+                    "{:>6} {:>12.0} {:>10.0} {:>10.2} {:>10.2} {:>7}",
+                    b.batch_size,
+                    b.events_per_sec,
+                    b.requests_per_sec,
+                    b.ack_p50_ms,
+                    b.ack_p99_ms,
+                    b.errors
+                )?;
+            }
+            if let Some(s) = &m.single_at_rate {
+                writeln!(
+                    f,
+                    "single events at {}/s (achieved {:.0}/s): ack p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, errors {}",
+                    s.target_rate,
+                    s.achieved_rate,
+                    s.ack_p50_ms,
+                    s.ack_p99_ms,
+                    s.ack_max_ms,
+                    s.errors
+                )?;
+            }
         }
         Ok(())
     }
@@ -97,7 +128,8 @@ impl fmt::Display for IngestReport {
 
 /// Bodies of `size` events each, without event ids (the node assigns unique UUIDv7s).
 fn bodies(size: usize, count: usize) -> Vec<Bytes> {
-    let mut generator = sightline_sim::EventGenerator::new(sightline_sim::GeneratorConfig::default(), 42);
+    let mut generator =
+        sightline_sim::EventGenerator::new(sightline_sim::GeneratorConfig::default(), 42);
     (0..count)
         .map(|_| {
             let events: Vec<serde_json::Value> = (0..size)
@@ -114,11 +146,23 @@ fn bodies(size: usize, count: usize) -> Vec<Bytes> {
         .collect()
 }
 
-async fn closed_loop(base: &str, size: usize, concurrency: usize, duration: Duration) -> BatchResult {
+async fn closed_loop(
+    base: &str,
+    size: usize,
+    concurrency: usize,
+    duration: Duration,
+) -> BatchResult {
     let client = reqwest::Client::new();
-    let url = if size == 1 { format!("{base}/api/v1/events") } else { format!("{base}/api/v1/events/batch") };
+    let url = if size == 1 {
+        format!("{base}/api/v1/events")
+    } else {
+        format!("{base}/api/v1/events/batch")
+    };
     let bodies: Arc<Vec<Bytes>> = Arc::new(if size == 1 {
-        bodies(1, 256).into_iter().map(|b| Bytes::copy_from_slice(&b[1..b.len() - 1])).collect()
+        bodies(1, 256)
+            .into_iter()
+            .map(|b| Bytes::copy_from_slice(&b[1..b.len() - 1]))
+            .collect()
     } else {
         bodies(size, 32)
     });
@@ -134,7 +178,12 @@ async fn closed_loop(base: &str, size: usize, concurrency: usize, duration: Dura
                 let body = bodies[i % bodies.len()].clone();
                 i += 1;
                 let t = Instant::now();
-                let res = client.post(&url).header("content-type", "application/json").body(body).send().await;
+                let res = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await;
                 match res {
                     Ok(r) if r.status().as_u16() == 202 => {
                         let _ = r.bytes().await;
@@ -172,8 +221,12 @@ async fn closed_loop(base: &str, size: usize, concurrency: usize, duration: Dura
 async fn open_loop_single(base: &str, rate: u64, duration: Duration) -> SingleResult {
     let client = reqwest::Client::new();
     let url = format!("{base}/api/v1/events");
-    let bodies: Arc<Vec<Bytes>> =
-        Arc::new(bodies(1, 256).into_iter().map(|b| Bytes::copy_from_slice(&b[1..b.len() - 1])).collect());
+    let bodies: Arc<Vec<Bytes>> = Arc::new(
+        bodies(1, 256)
+            .into_iter()
+            .map(|b| Bytes::copy_from_slice(&b[1..b.len() - 1]))
+            .collect(),
+    );
     let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
     let total = (duration.as_secs_f64() * rate as f64) as u64;
     let started = tokio::time::Instant::now();
@@ -181,9 +234,18 @@ async fn open_loop_single(base: &str, rate: u64, duration: Duration) -> SingleRe
     for i in 0..total {
         let scheduled = started + interval.mul_f64(i as f64);
         tokio::time::sleep_until(scheduled).await;
-        let (client, url, body) = (client.clone(), url.clone(), bodies[i as usize % bodies.len()].clone());
+        let (client, url, body) = (
+            client.clone(),
+            url.clone(),
+            bodies[i as usize % bodies.len()].clone(),
+        );
         tasks.push(tokio::spawn(async move {
-            let res = client.post(&url).header("content-type", "application/json").body(body).send().await;
+            let res = client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await;
             let ok = matches!(&res, Ok(r) if r.status().as_u16() == 202);
             (ok, scheduled.elapsed().as_secs_f64() * 1e3)
         }));
@@ -208,41 +270,52 @@ async fn open_loop_single(base: &str, rate: u64, duration: Duration) -> SingleRe
 }
 
 pub async fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
-    let dir = std::env::temp_dir().join(format!("sightline-bench-ingest-{}", std::process::id()));
-    let config = NodeConfig {
-        http_addr: ([127, 0, 0, 1], 0).into(),
-        data_dir: dir.clone(),
-        ..NodeConfig::default()
-    };
     let prometheus = crate::telemetry::init(&sightline_api::TelemetryConfig {
         log_level: "warn".into(),
         json_logs: false,
     })?;
-    let node = Node::start(config, Some(prometheus)).await?;
-    let base = format!("http://{}", node.addr());
-    let mut batches = Vec::new();
-    for &size in &args.batch_sizes {
-        if !args.json {
-            eprintln!("measuring batches of {size} for {:?}…", args.duration);
+    let mut modes = Vec::new();
+    for (mode, consume) in [("edge", false), ("full", true)] {
+        let dir = std::env::temp_dir().join(format!(
+            "sightline-bench-ingest-{}-{mode}",
+            std::process::id()
+        ));
+        let mut config = NodeConfig {
+            http_addr: ([127, 0, 0, 1], 0).into(),
+            data_dir: dir.clone(),
+            ..NodeConfig::default()
+        };
+        config.store.consume = consume;
+        let node = Node::start(config, Some(prometheus.clone())).await?;
+        let base = format!("http://{}", node.addr());
+        let mut batches = Vec::new();
+        for &size in &args.batch_sizes {
+            if !args.json {
+                eprintln!("[{mode}] batches of {size} for {:?}…", args.duration);
+            }
+            batches.push(closed_loop(&base, size.max(1), args.concurrency, args.duration).await);
         }
-        batches.push(closed_loop(&base, size.max(1), args.concurrency, args.duration).await);
+        let single_at_rate = if args.single_rate > 0 {
+            if !args.json {
+                eprintln!("[{mode}] single events at {}/s…", args.single_rate);
+            }
+            Some(open_loop_single(&base, args.single_rate, args.duration).await)
+        } else {
+            None
+        };
+        node.shutdown().await;
+        let _ = std::fs::remove_dir_all(&dir);
+        modes.push(ModeResult {
+            mode,
+            batches,
+            single_at_rate,
+        });
     }
-    let single_at_rate = if args.single_rate > 0 {
-        if !args.json {
-            eprintln!("measuring single events at {}/s…", args.single_rate);
-        }
-        Some(open_loop_single(&base, args.single_rate, args.duration).await)
-    } else {
-        None
-    };
-    node.shutdown().await;
-    let _ = std::fs::remove_dir_all(&dir);
     let report = IngestReport {
-        fsync: "every batch",
+        fsync: "fsync every group commit",
         concurrency: args.concurrency,
         duration_secs: args.duration.as_secs_f64(),
-        batches,
-        single_at_rate,
+        modes,
     };
     emit(&report, args.json)?;
     Ok(ExitCode::SUCCESS)

@@ -2,8 +2,8 @@
 //! or with `--json` one JSON object with the figures.
 
 mod crash;
-mod ingest;
 mod http;
+mod ingest;
 
 use std::process::ExitCode;
 
@@ -27,8 +27,15 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// Prints a report as JSON or as its human summary.
-pub(crate) fn emit<T: serde::Serialize + std::fmt::Display>(report: &T, json: bool) -> anyhow::Result<()> {
-    let text = if json { serde_json::to_string(report)? } else { report.to_string() };
+pub(crate) fn emit<T: serde::Serialize + std::fmt::Display>(
+    report: &T,
+    json: bool,
+) -> anyhow::Result<()> {
+    let text = if json {
+        serde_json::to_string(report)?
+    } else {
+        report.to_string()
+    };
     #[allow(clippy::print_stdout)] // the command's output
     {
         println!("{text}");

@@ -1,0 +1,68 @@
+//! Realistic traffic for sightline, with the ground truth of what was injected.
+//!
+//! `sightline simulate` is this crate: it plays a small e-commerce platform (eight services
+//! such as `payment-service` and `api-gateway`, two to four hosts each) and sends its system
+//! events, and optionally its metric points, to a running node.
+//!
+//! - [`EventGenerator`] and [`MetricGenerator`] make the traffic: system events in the input
+//!   shape of `schemas/system_event.schema.json` (ids `{run_id}-{seq}`, mostly `INFO`, some
+//!   `WARNING`, `ERROR` at [`GeneratorConfig::error_rate`], routine `DEPLOYMENT`s) and metric
+//!   points (`cpu_usage`, `memory_usage`, `latency_ms`, `error_rate`, `request_rate`). Both
+//!   are deterministic from a seed and follow one [`BurstConfig`] schedule: now and then a
+//!   freshly deployed service starts failing, and each such [`Burst`] is recorded as ground
+//!   truth for the detectors.
+//! - [`run`] (or [`run_until`] with your own shutdown signal) drives them against a node as
+//!   described by [`SimulateOptions`]: JSON-array batches `POST`ed to
+//!   `{target}/api/v1/events/batch` (and `{target}/api/v1/metrics`), paced by a token bucket
+//!   to the requested rate, a bounded number in flight, 429/503 answers retried after their
+//!   `Retry-After`. It returns a [`SimReport`] (serializable, and printable for humans):
+//!   what was sent, acknowledged, rejected and failed, the achieved rate and the request
+//!   latency percentiles.
+//!
+//! Nothing leaves the crate except those HTTP requests (plain HTTP, keep-alive) and the
+//! report; progress is drawn on stderr only when asked for and stderr is a terminal.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use sightline_sim::{SimulateOptions, run};
+//!
+//! # async fn demo() -> Result<(), sightline_sim::SimError> {
+//! let report = run(SimulateOptions {
+//!     target: "http://127.0.0.1:8080".into(),
+//!     rate: 20_000,
+//!     duration: Some(Duration::from_secs(30)),
+//!     ..SimulateOptions::default()
+//! })
+//! .await?;
+//! eprintln!("{report}");
+//! assert_eq!(report.sent, report.acknowledged + report.rejected + report.failed_events);
+//! # Ok(())
+//! # }
+//! ```
+
+mod driver;
+mod generator;
+
+pub use driver::{
+    LATENCY_SAMPLES, LatencySummary, MAX_RETRIES, MAX_RETRY_AFTER, REQUEST_TIMEOUT, SimReport,
+    SimulateOptions, run, run_until,
+};
+pub use generator::{
+    Burst, BurstConfig, EventCounts, EventGenerator, GeneratorConfig, METRIC_TYPES,
+    MetricGenerator, SOURCE, service_names,
+};
+
+/// Why a simulation could not run. Failures of individual requests are not errors: they
+/// are counted in the [`SimReport`].
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The options make no sense (zero batch size, non-HTTP target, …).
+    #[error("invalid simulation options: {0}")]
+    InvalidOptions(String),
+    /// The HTTP client could not be built.
+    #[error("could not build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    /// A batch could not be serialized.
+    #[error("could not serialize a batch: {0}")]
+    Encode(#[from] serde_json::Error),
+}
