@@ -95,10 +95,23 @@ impl Node {
                 batch_size: config.store.batch_size,
                 ..sink::SinkConfig::default()
             };
-            let (log, store, stop) = (log.clone(), store.clone(), until_stopped());
+            let (log, store, stopped) = (log.clone(), store.clone(), stop.subscribe());
+            let until_stopped = until_stopped.clone();
             tasks.push(tokio::spawn(async move {
-                if let Err(e) = sink::run(log, store, sink_config, stop).await {
-                    tracing::error!(error = %e, "store consumer stopped");
+                // Supervised: a failed consumer resumes from its committed offsets.
+                while let Err(e) = sink::run(
+                    log.clone(),
+                    store.clone(),
+                    sink_config.clone(),
+                    until_stopped(),
+                )
+                .await
+                {
+                    if *stopped.borrow() {
+                        break;
+                    }
+                    tracing::error!(error = %e, "store consumer failed; restarting in 1 s");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 }
             }));
         }

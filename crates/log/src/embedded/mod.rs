@@ -87,7 +87,8 @@ pub(crate) struct Inner {
     failed: Arc<AtomicBool>,
 }
 
-/// The on-disk [`EventLog`]: see the [module docs](self) for the layout and guarantees.
+/// The on-disk [`EventLog`]: topics of partitions of segment files, group-committed
+/// appends, per-record checksums with tail repair on open, retention by age and size.
 #[derive(Clone, Debug)]
 pub struct EmbeddedLog {
     inner: Arc<Inner>,

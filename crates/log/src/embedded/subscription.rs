@@ -37,10 +37,13 @@ impl EmbeddedSubscription {
         let mut assignments = Vec::new();
         for topic in topics {
             for p in &topic.partitions {
+                // A commit beyond the end means records it covered were lost (possible
+                // only with interval fsync and a power cut): resume at the end, where new
+                // records will be written, rather than skip them.
                 let next = inner
                     .groups
                     .committed(group, &topic.name, p.id)
-                    .unwrap_or_else(|| p.start_offset());
+                    .map_or_else(|| p.start_offset(), |c| c.min(p.high_watermark()));
                 assignments.push(Assignment {
                     topic: topic.clone(),
                     partition: p.id,

@@ -141,6 +141,27 @@ fn batch_body(ids: &[String], seq: u64) -> Vec<u8> {
     serde_json::to_vec(&events).unwrap_or_default()
 }
 
+/// Posts one batch; the ids the node acknowledged, or `None` when there was no 202 answer.
+async fn post_batch(client: &reqwest::Client, base: &str, body: &[u8]) -> Option<Vec<String>> {
+    let res = client
+        .post(format!("{base}/api/v1/events/batch"))
+        .header("content-type", "application/json")
+        .body(body.to_vec())
+        .send()
+        .await
+        .ok()
+        .filter(|r| r.status().as_u16() == 202)?;
+    let report: serde_json::Value = res.json().await.ok()?;
+    Some(
+        report["results"]
+            .as_array()?
+            .iter()
+            .filter(|x| x["status"] == "accepted")
+            .filter_map(|x| x["event_id"].as_str().map(str::to_owned))
+            .collect(),
+    )
+}
+
 pub async fn run(args: CrashArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let (dir, temporary) = match &args.data_dir {
@@ -204,30 +225,11 @@ pub async fn run(args: CrashArgs) -> anyhow::Result<ExitCode> {
                 // Retry the same ids until acknowledged: a retry after a lost answer re-sends
                 // events that may already be durable, which the store must deduplicate.
                 for attempt in 0..600u32 {
-                    let res = client
-                        .post(format!("{base}/api/v1/events/batch"))
-                        .header("content-type", "application/json")
-                        .body(body.clone())
-                        .send()
-                        .await;
-                    if let Ok(r) = res {
-                        if r.status().as_u16() == 202 {
-                            if let Ok(report) = r.json::<serde_json::Value>().await {
-                                let ids = report["results"]
-                                    .as_array()
-                                    .into_iter()
-                                    .flatten()
-                                    .filter_map(|x| {
-                                        (x["status"] == "accepted")
-                                            .then(|| x["event_id"].as_str().map(str::to_owned))
-                                            .flatten()
-                                    });
-                                if let Ok(mut a) = acked.lock() {
-                                    a.extend(ids);
-                                }
-                                break;
-                            }
+                    if let Some(ids) = post_batch(&client, &base, &body).await {
+                        if let Ok(mut a) = acked.lock() {
+                            a.extend(ids);
                         }
+                        break;
                     }
                     tokio::time::sleep(Duration::from_millis(50 + u64::from(attempt.min(10)) * 20))
                         .await;

@@ -1,0 +1,60 @@
+//! What can go wrong in the store, sorted by what a caller can do about it.
+//!
+//! The API maps [`StoreError::InvalidCursor`] and [`StoreError::InvalidQuery`] to a 400
+//! problem, treats [`StoreError::Database`] and [`StoreError::Io`] as "not ready / retry",
+//! and reports [`StoreError::Corrupt`] loudly: it means a stored row no longer decodes, which
+//! no retry will fix.
+
+use std::path::PathBuf;
+
+/// Every error the store returns.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed a statement (locked, full disk, connection lost, …).
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+
+    /// Applying the schema migrations failed (e.g. the file holds a newer or foreign schema).
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+
+    /// A pagination cursor that was not produced by this store (the text is truncated).
+    #[error("invalid cursor '{0}'")]
+    InvalidCursor(String),
+
+    /// Query parameters that cannot be answered (e.g. a non-positive bucket width).
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+
+    /// A stored value that no longer decodes into its type.
+    #[error("corrupt {what} in the store: {reason}")]
+    Corrupt {
+        /// Which row and column, e.g. `processed_events.metadata of event 'abc'`.
+        what: String,
+        /// Why it does not decode.
+        reason: String,
+    },
+
+    /// The event log failed (the sink reads from it and commits to it).
+    #[error("event log error: {0}")]
+    Log(#[from] sightline_log::LogError),
+
+    /// File-system failure, e.g. creating the database directory.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// File or directory involved.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+}
+
+impl StoreError {
+    /// A [`StoreError::Corrupt`] for `what`, with the decoding error as the reason.
+    pub(crate) fn corrupt(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        StoreError::Corrupt {
+            what: what.into(),
+            reason: reason.to_string(),
+        }
+    }
+}

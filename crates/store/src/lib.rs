@@ -1,0 +1,87 @@
+//! The store: where events, metrics and (later) everything derived from them are kept for
+//! querying.
+//!
+//! The [`Store`] trait is the only way the rest of sightline touches a database: typed
+//! methods, no SQL leaking out. [`SqliteStore`] (WAL mode, in the data directory) is the
+//! embedded default; PostgreSQL implements the same trait for scale-out.
+//!
+//! Data enters through the [`sink`]: a consumer in group `store` that reads `system-events`
+//! and `metrics.raw` from the event log, writes each batch in one transaction and only then
+//! commits its log offsets. Writes are keyed upserts (`event_id` for events, the log
+//! position for metrics), so a redelivered batch changes nothing.
+
+mod error;
+mod query;
+pub mod sink;
+mod sqlite;
+
+pub use error::StoreError;
+pub use query::{
+    Analytics, AnalyticsQuery, BucketCounts, Cursor, EventQuery, GroupBy, GroupCount, MAX_BUCKETS,
+    MAX_PAGE, MetricPoint, MetricQuery, Page,
+};
+pub use sqlite::SqliteStore;
+
+use sightline_model::{Event, Metric};
+
+/// Result type of the store.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// An event as read from the log, with its log position and its exact payload.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoggedEvent {
+    /// The decoded event.
+    pub event: Event,
+    /// The record value exactly as it sits in the log (JSON text), kept in `raw_events`.
+    pub payload: String,
+    /// Log partition.
+    pub partition: u32,
+    /// Log offset.
+    pub offset: u64,
+}
+
+/// A metric point as read from the log, with its log position (its idempotency key).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoggedMetric {
+    /// The decoded metric.
+    pub metric: Metric,
+    /// Log partition.
+    pub partition: u32,
+    /// Log offset.
+    pub offset: u64,
+}
+
+/// How many rows a write inserted and how many it found already present.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteSummary {
+    /// Rows that were new.
+    pub inserted: u64,
+    /// Rows already stored (redeliveries or re-sent ids).
+    pub duplicates: u64,
+}
+
+/// Persistent, queryable storage for everything sightline keeps.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Writes events into `raw_events` and `processed_events` in one transaction; an
+    /// `event_id` already stored is left as it is (the first durable version wins).
+    async fn write_events(&self, batch: &[LoggedEvent]) -> Result<WriteSummary>;
+
+    /// Writes metric points into `system_metrics` in one transaction, keyed by log position.
+    async fn write_metrics(&self, batch: &[LoggedMetric]) -> Result<WriteSummary>;
+
+    /// Events matching the filters, newest first, with keyset pagination.
+    async fn query_events(&self, query: &EventQuery) -> Result<Page<Event>>;
+
+    /// One event by id.
+    async fn get_event(&self, event_id: &str) -> Result<Option<Event>>;
+
+    /// Event counts per group and per time bucket.
+    async fn event_analytics(&self, query: &AnalyticsQuery) -> Result<Analytics>;
+
+    /// Metric points matching the filters, newest first, with keyset pagination.
+    async fn query_metrics(&self, query: &MetricQuery) -> Result<Page<MetricPoint>>;
+
+    /// Checks the database answers (for `/ready`).
+    async fn ping(&self) -> Result<()>;
+}

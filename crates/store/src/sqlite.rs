@@ -1,0 +1,628 @@
+//! The embedded store: one SQLite file in WAL mode, in the data directory.
+//!
+//! It exists so `sightline run` keeps everything queryable with no external service. Two
+//! connection pools share the file:
+//!
+//! - a **writer** pool of exactly one connection: SQLite allows one writer at a time, so a
+//!   single connection serializes writes in-process instead of letting them collide on the
+//!   file lock (no `SQLITE_BUSY` between our own writers);
+//! - a **reader** pool of a few read-only connections: in WAL mode readers see the last
+//!   committed snapshot and never wait for the writer, so queries stay fast while the sink
+//!   is writing.
+//!
+//! `synchronous=FULL`: the sink commits its log offsets only after a store transaction
+//! commits, so that commit must survive a power cut, or acknowledged data could vanish from
+//! both the log (retention) and the store.
+//!
+//! Writes are batched multi-row `INSERT … ON CONFLICT DO NOTHING` statements, one
+//! transaction per batch; every value is a bound parameter, including in dynamically built
+//! queries.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sightline_model::{Event, Metric, Severity, SourceType};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row as _, Sqlite};
+
+use crate::query::contains_pattern;
+use crate::{
+    Analytics, AnalyticsQuery, BucketCounts, Cursor, EventQuery, GroupCount, LoggedEvent,
+    LoggedMetric, MAX_BUCKETS, MAX_PAGE, MetricPoint, MetricQuery, Page, Result, Store, StoreError,
+    WriteSummary,
+};
+
+/// SQLite's default limit on bound parameters per statement (`SQLITE_MAX_VARIABLE_NUMBER`
+/// since 3.32). Multi-row inserts are chunked to stay under it.
+const MAX_BIND_PARAMS: usize = 32_766;
+
+/// Upper bound on rows per multi-row `INSERT`; measured: larger statements gain nothing.
+const MAX_ROWS_PER_INSERT: usize = 1_000;
+
+/// Columns of `processed_events`, in insert and select order.
+const EVENT_COLUMNS: &str = "event_id, service_name, event_type, timestamp, environment, \
+     details, severity, metadata, source, source_type, host, tags, fingerprint, \
+     correlation_id, received_at";
+const EVENT_COLUMN_COUNT: usize = 15;
+
+/// Columns of `raw_events`, in insert order.
+const RAW_COLUMNS: &str = "event_id, partition, log_offset, received_at, payload";
+const RAW_COLUMN_COUNT: usize = 5;
+
+/// Columns of `system_metrics`, in insert and select order.
+const METRIC_COLUMNS: &str =
+    "id, service_name, metric_type, value, tags, timestamp, received_at, correlation_id";
+const METRIC_COLUMN_COUNT: usize = 8;
+
+/// How long a connection waits for a lock held by another process before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Read-only connections in the reader pool.
+const READER_CONNECTIONS: u32 = 4;
+
+/// Page size of a new database file. Measured on the event write path: 16 KiB pages write
+/// ~1.3x faster than the 4 KiB default (fewer page splits and WAL frames per row).
+const PAGE_SIZE: u32 = 16 * 1024;
+
+/// WAL pages (of [`PAGE_SIZE`]) after which a commit checkpoints: 64 MiB, a few batches. The
+/// default (1,000 pages) checkpointed after every batch of 5,000 events, copying each hot
+/// index page back into the database once per batch instead of once per few batches.
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 4096;
+
+/// Size the WAL file is truncated back to after a checkpoint, in bytes.
+const WAL_SIZE_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Page cache per connection, in KiB (SQLite's negative `cache_size` convention).
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
+const READER_CACHE_KIB: i64 = 16 * 1024;
+
+/// Rows per multi-row insert for a table with `columns` columns.
+const fn rows_per_insert(columns: usize) -> usize {
+    let by_params = MAX_BIND_PARAMS / columns;
+    if by_params < MAX_ROWS_PER_INSERT {
+        by_params
+    } else {
+        MAX_ROWS_PER_INSERT
+    }
+}
+
+/// The id of a metric point: its log position, zero-padded so ids sort like positions.
+pub(crate) fn metric_id(partition: u32, offset: u64) -> String {
+    format!("{partition:05}-{offset:020}")
+}
+
+/// The SQLite [`Store`]: one WAL-mode file, a single writer connection and a small pool of
+/// read-only connections (see the crate docs).
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens the database at `path`, creating it (and its parent directory) if missing, and
+    /// applies pending migrations.
+    pub async fn open(path: &Path) -> Result<SqliteStore> {
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::Io {
+                path: parent.to_owned(),
+                source,
+            })?;
+        }
+
+        let common = SqliteConnectOptions::new()
+            .filename(path)
+            .busy_timeout(BUSY_TIMEOUT)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(false)
+            .pragma("temp_store", "memory");
+
+        let writer_options = common
+            .clone()
+            .create_if_missing(true)
+            .page_size(PAGE_SIZE)
+            .journal_mode(SqliteJournalMode::Wal)
+            .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string())
+            .pragma("journal_size_limit", WAL_SIZE_LIMIT_BYTES.to_string())
+            .pragma("cache_size", (-WRITER_CACHE_KIB).to_string());
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(writer_options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+
+        // The file exists and is in WAL mode now; readers must not change either.
+        let reader_options = common
+            .read_only(true)
+            .pragma("cache_size", (-READER_CACHE_KIB).to_string());
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READER_CONNECTIONS)
+            .connect_with(reader_options)
+            .await?;
+
+        Ok(SqliteStore {
+            writer,
+            reader,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Waits for in-flight work and closes every connection (checkpointing the WAL).
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+/// An event's columns that need encoding before they can be bound.
+struct EncodedEvent<'a> {
+    logged: &'a LoggedEvent,
+    metadata: String,
+    tags: String,
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn write_events(&self, batch: &[LoggedEvent]) -> Result<WriteSummary> {
+        if batch.is_empty() {
+            return Ok(WriteSummary::default());
+        }
+        // Encode outside the transaction: the writer connection is held as briefly as we can.
+        let encoded = batch
+            .iter()
+            .map(|logged| {
+                let id = &logged.event.event_id;
+                Ok(EncodedEvent {
+                    logged,
+                    metadata: to_json(&logged.event.metadata, "metadata", id)?,
+                    tags: to_json(&logged.event.tags, "tags", id)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+
+        let mut tx = self.writer.begin().await?;
+
+        for chunk in batch.chunks(rows_per_insert(RAW_COLUMN_COUNT)) {
+            let mut insert =
+                QueryBuilder::<Sqlite>::new(format!("INSERT INTO raw_events ({RAW_COLUMNS}) "));
+            insert.push_values(chunk, |mut row, logged| {
+                row.push_bind(logged.event.event_id.as_str())
+                    .push_bind(i64::from(logged.partition))
+                    .push_bind(to_i64(logged.offset))
+                    .push_bind(logged.event.received_at)
+                    .push_bind(logged.payload.as_str());
+            });
+            insert.push(" ON CONFLICT (event_id) DO NOTHING");
+            insert.build().execute(&mut *tx).await?;
+        }
+
+        let mut inserted = 0;
+        for chunk in encoded.chunks(rows_per_insert(EVENT_COLUMN_COUNT)) {
+            let mut insert = QueryBuilder::<Sqlite>::new(format!(
+                "INSERT INTO processed_events ({EVENT_COLUMNS}) "
+            ));
+            insert.push_values(chunk, |mut row, encoded| {
+                let event = &encoded.logged.event;
+                row.push_bind(event.event_id.as_str())
+                    .push_bind(event.service_name.as_str())
+                    .push_bind(event.event_type.as_str())
+                    .push_bind(event.timestamp)
+                    .push_bind(event.environment.as_str())
+                    .push_bind(event.details.as_str())
+                    .push_bind(event.severity.as_str())
+                    .push_bind(encoded.metadata.as_str())
+                    .push_bind(event.source.as_str())
+                    .push_bind(event.source_type.as_str())
+                    .push_bind(event.host.as_deref())
+                    .push_bind(encoded.tags.as_str())
+                    .push_bind(event.fingerprint.as_str())
+                    .push_bind(event.correlation_id.as_str())
+                    .push_bind(event.received_at);
+            });
+            insert.push(" ON CONFLICT (event_id) DO NOTHING");
+            inserted += insert.build().execute(&mut *tx).await?.rows_affected();
+        }
+
+        tx.commit().await?;
+        Ok(summary(batch.len(), inserted))
+    }
+
+    async fn write_metrics(&self, batch: &[LoggedMetric]) -> Result<WriteSummary> {
+        if batch.is_empty() {
+            return Ok(WriteSummary::default());
+        }
+        let encoded = batch
+            .iter()
+            .map(|logged| {
+                let id = metric_id(logged.partition, logged.offset);
+                let tags = to_json(&logged.metric.tags, "tags", &id)?;
+                Ok((id, tags, &logged.metric))
+            })
+            .collect::<Result<Vec<_>>>()?;
+
+        let mut tx = self.writer.begin().await?;
+        let mut inserted = 0;
+        for chunk in encoded.chunks(rows_per_insert(METRIC_COLUMN_COUNT)) {
+            let mut insert = QueryBuilder::<Sqlite>::new(format!(
+                "INSERT INTO system_metrics ({METRIC_COLUMNS}) "
+            ));
+            insert.push_values(chunk, |mut row, (id, tags, metric)| {
+                row.push_bind(id.as_str())
+                    .push_bind(metric.service_name.as_str())
+                    .push_bind(metric.metric_type.as_str())
+                    .push_bind(metric.value)
+                    .push_bind(tags.as_str())
+                    .push_bind(metric.timestamp)
+                    .push_bind(metric.received_at)
+                    .push_bind(metric.correlation_id.as_str());
+            });
+            insert.push(" ON CONFLICT (id) DO NOTHING");
+            inserted += insert.build().execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(summary(batch.len(), inserted))
+    }
+
+    async fn query_events(&self, query: &EventQuery) -> Result<Page<Event>> {
+        let limit = query.limit.clamp(1, MAX_PAGE);
+        let mut select =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {EVENT_COLUMNS} FROM processed_events"));
+        let mut filter = Filter::new();
+
+        if !query.severities.is_empty() {
+            filter.and(&mut select).push("severity IN (");
+            let mut list = select.separated(", ");
+            for severity in &query.severities {
+                list.push_bind(severity.as_str());
+            }
+            select.push(")");
+        }
+        if let Some(service) = &query.service {
+            filter
+                .and(&mut select)
+                .push("service_name = ")
+                .push_bind(service.as_str());
+        }
+        if let Some(host) = &query.host {
+            filter
+                .and(&mut select)
+                .push("host = ")
+                .push_bind(host.as_str());
+        }
+        if let Some(event_type) = &query.event_type {
+            filter
+                .and(&mut select)
+                .push("event_type = ")
+                .push_bind(event_type.as_str());
+        }
+        if let Some(environment) = &query.environment {
+            filter
+                .and(&mut select)
+                .push("environment = ")
+                .push_bind(environment.as_str());
+        }
+        if let Some(text) = &query.text {
+            filter
+                .and(&mut select)
+                .push("details LIKE ")
+                .push_bind(contains_pattern(text))
+                .push(" ESCAPE '\\'");
+        }
+        if let Some(since) = query.since_ms {
+            filter
+                .and(&mut select)
+                .push("timestamp >= ")
+                .push_bind(since);
+        }
+        if let Some(until) = query.until_ms {
+            filter
+                .and(&mut select)
+                .push("timestamp < ")
+                .push_bind(until);
+        }
+        if let Some(cursor) = &query.cursor {
+            filter
+                .and(&mut select)
+                .push("(timestamp, event_id) < (")
+                .push_bind(cursor.timestamp)
+                .push(", ")
+                .push_bind(cursor.id.as_str())
+                .push(")");
+        }
+        select
+            .push(" ORDER BY timestamp DESC, event_id DESC LIMIT ")
+            .push_bind(i64::from(limit) + 1);
+
+        let rows = select.build().fetch_all(&self.reader).await?;
+        let events = rows
+            .iter()
+            .map(event_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(page(events, limit, |event| Cursor {
+            timestamp: event.timestamp,
+            id: event.event_id.clone(),
+        }))
+    }
+
+    async fn get_event(&self, event_id: &str) -> Result<Option<Event>> {
+        let row = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM processed_events WHERE event_id = ?"
+        ))
+        .bind(event_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(event_from_row).transpose()
+    }
+
+    async fn event_analytics(&self, query: &AnalyticsQuery) -> Result<Analytics> {
+        let bucket_ms = query.bucket_ms;
+        if bucket_ms <= 0 {
+            return Err(StoreError::InvalidQuery(format!(
+                "bucket width must be positive, got {bucket_ms} ms"
+            )));
+        }
+        let span = i128::from(query.until_ms) - i128::from(query.since_ms);
+        if span / i128::from(bucket_ms) > i128::from(MAX_BUCKETS) {
+            return Err(StoreError::InvalidQuery(format!(
+                "{span} ms in buckets of {bucket_ms} ms is more than {MAX_BUCKETS} buckets"
+            )));
+        }
+
+        // Bucket index = floor(timestamp / bucket_ms), computed without overflow for
+        // negative timestamps (SQLite's `/` truncates toward zero).
+        let column = query.group_by.column();
+        let mut select =
+            QueryBuilder::<Sqlite>::new("SELECT CASE WHEN timestamp >= 0 THEN timestamp / ");
+        select
+            .push_bind(bucket_ms)
+            .push(" ELSE (timestamp + 1) / ")
+            .push_bind(bucket_ms)
+            .push(" - 1 END AS bucket, COALESCE(")
+            .push(column)
+            .push(", '') AS grp, COUNT(*) AS n FROM processed_events WHERE timestamp >= ")
+            .push_bind(query.since_ms)
+            .push(" AND timestamp < ")
+            .push_bind(query.until_ms)
+            .push(" GROUP BY bucket, grp ORDER BY bucket");
+        let rows = select.build().fetch_all(&self.reader).await?;
+
+        let mut total = 0u64;
+        let mut per_group: HashMap<String, u64> = HashMap::new();
+        let mut buckets: Vec<BucketCounts> = Vec::new();
+        for row in &rows {
+            let bucket: i64 = row.try_get("bucket")?;
+            let group: String = row.try_get("grp")?;
+            let count = u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0);
+            let start_ms = bucket.saturating_mul(bucket_ms);
+            total += count;
+            *per_group.entry(group.clone()).or_default() += count;
+            match buckets.last_mut() {
+                Some(last) if last.start_ms == start_ms => {
+                    *last.counts.entry(group).or_default() += count;
+                }
+                _ => buckets.push(BucketCounts {
+                    start_ms,
+                    counts: BTreeMap::from([(group, count)]),
+                }),
+            }
+        }
+        let mut groups: Vec<GroupCount> = per_group
+            .into_iter()
+            .map(|(key, count)| GroupCount { key, count })
+            .collect();
+        groups.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+
+        Ok(Analytics {
+            group_by: query.group_by,
+            since_ms: query.since_ms,
+            until_ms: query.until_ms,
+            bucket_ms,
+            total,
+            groups,
+            buckets,
+        })
+    }
+
+    async fn query_metrics(&self, query: &MetricQuery) -> Result<Page<MetricPoint>> {
+        let limit = query.limit.clamp(1, MAX_PAGE);
+        let mut select =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {METRIC_COLUMNS} FROM system_metrics"));
+        let mut filter = Filter::new();
+        if let Some(service) = &query.service {
+            filter
+                .and(&mut select)
+                .push("service_name = ")
+                .push_bind(service.as_str());
+        }
+        if let Some(metric_type) = &query.metric_type {
+            filter
+                .and(&mut select)
+                .push("metric_type = ")
+                .push_bind(metric_type.as_str());
+        }
+        if let Some(since) = query.since_ms {
+            filter
+                .and(&mut select)
+                .push("timestamp >= ")
+                .push_bind(since);
+        }
+        if let Some(until) = query.until_ms {
+            filter
+                .and(&mut select)
+                .push("timestamp < ")
+                .push_bind(until);
+        }
+        if let Some(cursor) = &query.cursor {
+            filter
+                .and(&mut select)
+                .push("(timestamp, id) < (")
+                .push_bind(cursor.timestamp)
+                .push(", ")
+                .push_bind(cursor.id.as_str())
+                .push(")");
+        }
+        select
+            .push(" ORDER BY timestamp DESC, id DESC LIMIT ")
+            .push_bind(i64::from(limit) + 1);
+
+        let rows = select.build().fetch_all(&self.reader).await?;
+        let points = rows
+            .iter()
+            .map(metric_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(page(points, limit, |point| Cursor {
+            timestamp: point.metric.timestamp,
+            id: point.id.clone(),
+        }))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+}
+
+/// Joins filter clauses: the first gets ` WHERE `, the rest ` AND `.
+struct Filter {
+    any: bool,
+}
+
+impl Filter {
+    fn new() -> Self {
+        Filter { any: false }
+    }
+
+    fn and<'b, 'args>(
+        &mut self,
+        builder: &'b mut QueryBuilder<'args, Sqlite>,
+    ) -> &'b mut QueryBuilder<'args, Sqlite> {
+        builder.push(if self.any { " AND " } else { " WHERE " });
+        self.any = true;
+        builder
+    }
+}
+
+/// Cuts `rows` (fetched with `limit + 1`) to one page, with a cursor when more exist.
+fn page<T>(mut rows: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> Cursor) -> Page<T> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let next_cursor = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|last| cursor_of(last).encode())
+    } else {
+        None
+    };
+    Page {
+        items: rows,
+        next_cursor,
+    }
+}
+
+fn summary(batch_len: usize, inserted: u64) -> WriteSummary {
+    let offered = u64::try_from(batch_len).unwrap_or(u64::MAX);
+    WriteSummary {
+        inserted,
+        duplicates: offered.saturating_sub(inserted),
+    }
+}
+
+/// Log offsets are far below `i64::MAX`; saturate rather than wrap if one ever is not.
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn to_json(value: &impl serde::Serialize, column: &str, id: &str) -> Result<String> {
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::corrupt(format!("{column} of '{id}' (encoding)"), e))
+}
+
+/// Reads a column, reporting an undecodable value as corruption of that row.
+fn column<'r, T>(row: &'r SqliteRow, name: &str, table: &str) -> Result<T>
+where
+    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+{
+    row.try_get(name).map_err(|e| {
+        let id = row
+            .try_get::<String, _>(0)
+            .unwrap_or_else(|_| "<unreadable id>".to_owned());
+        StoreError::corrupt(format!("{table}.{name} of '{id}'"), e)
+    })
+}
+
+fn event_from_row(row: &SqliteRow) -> Result<Event> {
+    const TABLE: &str = "processed_events";
+    let event_id: String = column(row, "event_id", TABLE)?;
+    let corrupt = |name: &str, reason: &dyn std::fmt::Display| {
+        StoreError::corrupt(format!("{TABLE}.{name} of '{event_id}'"), reason)
+    };
+
+    let severity_text: String = column(row, "severity", TABLE)?;
+    let severity = Severity::parse("severity", &severity_text)
+        .map_err(|e| corrupt("severity", &e.to_string()))?;
+    let source_type_text: String = column(row, "source_type", TABLE)?;
+    let source_type = parse_source_type(&source_type_text).ok_or_else(|| {
+        corrupt(
+            "source_type",
+            &format!("unknown source type '{source_type_text}'"),
+        )
+    })?;
+    let metadata_text: String = column(row, "metadata", TABLE)?;
+    let metadata = serde_json::from_str(&metadata_text).map_err(|e| corrupt("metadata", &e))?;
+    let tags_text: String = column(row, "tags", TABLE)?;
+    let tags = serde_json::from_str(&tags_text).map_err(|e| corrupt("tags", &e))?;
+
+    Ok(Event {
+        service_name: column(row, "service_name", TABLE)?,
+        event_type: column(row, "event_type", TABLE)?,
+        timestamp: column(row, "timestamp", TABLE)?,
+        environment: column(row, "environment", TABLE)?,
+        details: column(row, "details", TABLE)?,
+        severity,
+        metadata,
+        source: column(row, "source", TABLE)?,
+        source_type,
+        host: column(row, "host", TABLE)?,
+        tags,
+        fingerprint: column(row, "fingerprint", TABLE)?,
+        correlation_id: column(row, "correlation_id", TABLE)?,
+        received_at: column(row, "received_at", TABLE)?,
+        event_id,
+    })
+}
+
+fn metric_from_row(row: &SqliteRow) -> Result<MetricPoint> {
+    const TABLE: &str = "system_metrics";
+    let id: String = column(row, "id", TABLE)?;
+    let tags_text: String = column(row, "tags", TABLE)?;
+    let tags = serde_json::from_str(&tags_text)
+        .map_err(|e| StoreError::corrupt(format!("{TABLE}.tags of '{id}'"), e))?;
+    Ok(MetricPoint {
+        metric: Metric {
+            service_name: column(row, "service_name", TABLE)?,
+            metric_type: column(row, "metric_type", TABLE)?,
+            value: column(row, "value", TABLE)?,
+            tags,
+            timestamp: column(row, "timestamp", TABLE)?,
+            received_at: column(row, "received_at", TABLE)?,
+            correlation_id: column(row, "correlation_id", TABLE)?,
+        },
+        id,
+    })
+}
+
+/// Parses a source type by its canonical (serde) name, as written by this store.
+fn parse_source_type(name: &str) -> Option<SourceType> {
+    serde_json::from_value(serde_json::Value::String(name.to_owned())).ok()
+}
