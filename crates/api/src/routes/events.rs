@@ -42,12 +42,7 @@ async fn list(
         "limit",
         "cursor",
     ];
-    if let Some(unknown) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(bad(
-            unknown,
-            format!("unknown parameter; expected one of {}", KNOWN.join(", ")),
-        ));
-    }
+    params::reject_unknown(&q, KNOWN)?;
     let get = |k: &str| q.get(k).map(String::as_str).filter(|s| !s.is_empty());
     let severities = get("severity")
         .map(|s| {

@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use sightline_store::{MetricPoint, MetricQuery, Page};
 
-use super::params::{self, bad};
+use super::params;
 use crate::{ApiError, AppState};
 
 /// The metric query routes.
@@ -31,12 +31,7 @@ async fn list(
         "limit",
         "cursor",
     ];
-    if let Some(unknown) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(bad(
-            unknown,
-            format!("unknown parameter; expected one of {}", KNOWN.join(", ")),
-        ));
-    }
+    params::reject_unknown(&q, KNOWN)?;
     let get = |k: &str| q.get(k).map(String::as_str).filter(|s| !s.is_empty());
     let (since_ms, until_ms) = params::time_range(
         chrono::Utc::now().timestamp_millis(),

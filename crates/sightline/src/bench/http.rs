@@ -6,25 +6,46 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+/// Polls `ready` every `every` until it answers true; fails with `what` after `timeout`.
+async fn poll_until<F, Fut>(
+    timeout: Duration,
+    every: Duration,
+    what: &str,
+    mut ready: F,
+) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if ready().await? {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{what} within {timeout:?}");
+        tokio::time::sleep(every).await;
+    }
+}
+
 /// Waits until `GET /health` answers 200.
 pub async fn wait_healthy(
     client: &reqwest::Client,
     base: &str,
     timeout: Duration,
 ) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(r) = client.get(format!("{base}/health")).send().await
-            && r.status().is_success()
-        {
-            return Ok(());
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "node at {base} not healthy after {timeout:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    poll_until(
+        timeout,
+        Duration::from_millis(20),
+        &format!("node at {base} not healthy"),
+        || async {
+            Ok(client
+                .get(format!("{base}/health"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success()))
+        },
+    )
+    .await
 }
 
 /// The store consumer's lag on `system-events`, from `/metrics`.
@@ -49,17 +70,13 @@ pub async fn wait_store_caught_up(
     base: &str,
     timeout: Duration,
 ) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if store_lag(client, base).await? == Some(0) {
-            return Ok(());
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "store did not catch up within {timeout:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    poll_until(
+        timeout,
+        Duration::from_millis(100),
+        "store did not catch up",
+        || async { Ok(store_lag(client, base).await? == Some(0)) },
+    )
+    .await
 }
 
 /// Every stored event id with how often the query API returned it, paging newest first.

@@ -146,6 +146,28 @@ fn bodies(size: usize, count: usize) -> Vec<Bytes> {
         .collect()
 }
 
+/// Posts a JSON body; whether the node acknowledged it (202), with the whole answer read.
+async fn post_acknowledged(client: &reqwest::Client, url: &str, body: Bytes) -> bool {
+    match client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+    {
+        Ok(r) if r.status().as_u16() == 202 => r.bytes().await.is_ok(),
+        _ => false,
+    }
+}
+
+/// Single-event bodies (objects, not arrays).
+fn single_bodies(count: usize) -> Vec<Bytes> {
+    bodies(1, count)
+        .into_iter()
+        .map(|b| b.slice(1..b.len() - 1))
+        .collect()
+}
+
 async fn closed_loop(
     base: &str,
     size: usize,
@@ -159,10 +181,7 @@ async fn closed_loop(
         format!("{base}/api/v1/events/batch")
     };
     let bodies: Arc<Vec<Bytes>> = Arc::new(if size == 1 {
-        bodies(1, 256)
-            .into_iter()
-            .map(|b| Bytes::copy_from_slice(&b[1..b.len() - 1]))
-            .collect()
+        single_bodies(256)
     } else {
         bodies(size, 32)
     });
@@ -178,19 +197,11 @@ async fn closed_loop(
                 let body = bodies[i % bodies.len()].clone();
                 i += 1;
                 let t = Instant::now();
-                let res = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await;
-                match res {
-                    Ok(r) if r.status().as_u16() == 202 => {
-                        let _ = r.bytes().await;
-                        latencies.push(t.elapsed().as_secs_f64() * 1e3);
-                        ok += 1;
-                    }
-                    _ => errors += 1,
+                if post_acknowledged(&client, &url, body).await {
+                    latencies.push(t.elapsed().as_secs_f64() * 1e3);
+                    ok += 1;
+                } else {
+                    errors += 1;
                 }
             }
             (latencies, ok, errors)
@@ -221,12 +232,7 @@ async fn closed_loop(
 async fn open_loop_single(base: &str, rate: u64, duration: Duration) -> SingleResult {
     let client = reqwest::Client::new();
     let url = format!("{base}/api/v1/events");
-    let bodies: Arc<Vec<Bytes>> = Arc::new(
-        bodies(1, 256)
-            .into_iter()
-            .map(|b| Bytes::copy_from_slice(&b[1..b.len() - 1]))
-            .collect(),
-    );
+    let bodies: Arc<Vec<Bytes>> = Arc::new(single_bodies(256));
     let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
     let total = (duration.as_secs_f64() * rate as f64) as u64;
     let started = tokio::time::Instant::now();
@@ -240,13 +246,7 @@ async fn open_loop_single(base: &str, rate: u64, duration: Duration) -> SingleRe
             bodies[i as usize % bodies.len()].clone(),
         );
         tasks.push(tokio::spawn(async move {
-            let res = client
-                .post(&url)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await;
-            let ok = matches!(&res, Ok(r) if r.status().as_u16() == 202);
+            let ok = post_acknowledged(&client, &url, body).await;
             (ok, scheduled.elapsed().as_secs_f64() * 1e3)
         }));
     }
