@@ -15,6 +15,27 @@ if command -v rustup >/dev/null 2>&1; then
 fi
 cargo --version
 
+step "test services: PostgreSQL on 127.0.0.1:5432 (database 'test', trust auth)"
+# The store's conformance suite runs against PostgreSQL as well as SQLite.
+pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
+if ! pg_up; then
+  if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+    echo "installing PostgreSQL…"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    hba="/etc/postgresql/$version/main/pg_hba.conf"
+    grep -q "sightline tests" "$hba" || sed -i '1i host all all 127.0.0.1/32 trust # sightline tests' "$hba"
+  fi
+  for version in $(ls /etc/postgresql); do
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start 2>/dev/null || true
+  done
+  for _ in $(seq 1 30); do pg_up && break; sleep 1; done
+fi
+pg_up || { echo "PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
+if ! psql -h 127.0.0.1 -U postgres -d test -Atc 'select 1' >/dev/null 2>&1; then
+  psql -h 127.0.0.1 -U postgres -d postgres -c 'CREATE DATABASE test' >/dev/null
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

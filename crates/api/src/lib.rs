@@ -37,7 +37,7 @@ use sightline_log::EventLog;
 use sightline_store::Store;
 
 pub use error::ApiError;
-pub use node::{Node, NodeConfig, NodeError, StoreConfig, TelemetryConfig};
+pub use node::{Node, NodeConfig, NodeError, StoreConfig, StoreKind, TelemetryConfig};
 
 /// Limits of the HTTP layer.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -201,6 +201,22 @@ mod tests {
     }
 
     #[test]
+    fn refuses_nul_in_text_and_tags() {
+        let e = system_event(
+            br#"{"service_name":"a","event_type":"INFO","details":"x\u0000y"}"#,
+            &ctx(),
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "details");
+        let e = system_event(
+            br#"{"service_name":"a","event_type":"INFO","tags":{"k":"\u0000"}}"#,
+            &ctx(),
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "tags.k");
+    }
+
+    #[test]
     fn metric_value_must_be_finite_number() {
         let e = metric(
             br#"{"service_name":"a","metric_type":"cpu","value":"high"}"#,

@@ -127,8 +127,15 @@ pub(crate) fn label(field: &str, value: &str) -> Result<String, ValidationError>
     Ok(v.to_ascii_uppercase())
 }
 
-/// Text bounded in bytes.
+/// Text bounded in bytes. NUL is refused: no store can keep it in a text column
+/// (PostgreSQL cannot), and it is never meaningful in event text.
 pub(crate) fn text(field: &str, value: String, max: usize) -> Result<String, ValidationError> {
+    if value.contains('\0') {
+        return Err(ValidationError::new(
+            field,
+            "must not contain NUL characters",
+        ));
+    }
     if value.len() > max {
         return Err(ValidationError::new(
             field,
@@ -215,6 +222,12 @@ pub(crate) fn tags(
     for (k, v) in &tags {
         name(&format!("{field}.{k}"), k, limits::NAME)
             .map_err(|e| ValidationError::new(e.field, format!("tag key {}", e.reason)))?;
+        if v.contains('\0') {
+            return Err(ValidationError::new(
+                format!("{field}.{k}"),
+                "must not contain NUL characters",
+            ));
+        }
         if v.len() > limits::TAG_VALUE {
             return Err(ValidationError::new(
                 format!("{field}.{k}"),

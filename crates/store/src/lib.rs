@@ -3,19 +3,24 @@
 //!
 //! The [`Store`] trait is the only way the rest of sightline touches a database: typed
 //! methods, no SQL leaking out. [`SqliteStore`] (WAL mode, in the data directory) is the
-//! embedded default; PostgreSQL implements the same trait for scale-out.
+//! embedded default; [`PgStore`] (PostgreSQL, time-series tables partitioned by day, see
+//! [`PgConfig`]) implements the same trait with the same semantics for scale-out. One
+//! behavioural test suite (`tests/conformance`) runs against both.
 //!
 //! Data enters through the [`sink`]: a consumer in group `store` that reads `system-events`
 //! and `metrics.raw` from the event log, writes each batch in one transaction and only then
 //! commits its log offsets. Writes are keyed upserts (`event_id` for events, the log
 //! position for metrics), so a redelivered batch changes nothing.
 
+mod common;
 mod error;
+mod postgres;
 mod query;
 pub mod sink;
 mod sqlite;
 
 pub use error::StoreError;
+pub use postgres::{PgConfig, PgStore};
 pub use query::{
     Analytics, AnalyticsQuery, BucketCounts, Cursor, EventQuery, GroupBy, GroupCount, MAX_BUCKETS,
     MAX_PAGE, MetricPoint, MetricQuery, Page,

@@ -18,22 +18,23 @@
 //! transaction per batch; every value is a bound parameter, including in dynamically built
 //! queries.
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sightline_model::{Event, Metric, Severity, SourceType};
+use sightline_model::Event;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row as _, Sqlite};
 
+use crate::common::{
+    Filter, check_analytics, event_from_row, fold_analytics, metric_from_row, metric_id, page,
+    summary, to_i64, to_json,
+};
 use crate::query::contains_pattern;
 use crate::{
-    Analytics, AnalyticsQuery, BucketCounts, Cursor, EventQuery, GroupCount, LoggedEvent,
-    LoggedMetric, MAX_BUCKETS, MAX_PAGE, MetricPoint, MetricQuery, Page, Result, Store, StoreError,
-    WriteSummary,
+    Analytics, AnalyticsQuery, Cursor, EventQuery, LoggedEvent, LoggedMetric, MAX_PAGE,
+    MetricPoint, MetricQuery, Page, Result, Store, StoreError, WriteSummary,
 };
 
 /// SQLite's default limit on bound parameters per statement (`SQLITE_MAX_VARIABLE_NUMBER`
@@ -88,11 +89,6 @@ const fn rows_per_insert(columns: usize) -> usize {
     } else {
         MAX_ROWS_PER_INSERT
     }
-}
-
-/// The id of a metric point: its log position, zero-padded so ids sort like positions.
-pub(crate) fn metric_id(partition: u32, offset: u64) -> String {
-    format!("{partition:05}-{offset:020}")
 }
 
 /// The SQLite [`Store`]: one WAL-mode file, a single writer connection and a small pool of
@@ -368,18 +364,8 @@ impl Store for SqliteStore {
     }
 
     async fn event_analytics(&self, query: &AnalyticsQuery) -> Result<Analytics> {
+        check_analytics(query)?;
         let bucket_ms = query.bucket_ms;
-        if bucket_ms <= 0 {
-            return Err(StoreError::InvalidQuery(format!(
-                "bucket width must be positive, got {bucket_ms} ms"
-            )));
-        }
-        let span = i128::from(query.until_ms) - i128::from(query.since_ms);
-        if span / i128::from(bucket_ms) > i128::from(MAX_BUCKETS) {
-            return Err(StoreError::InvalidQuery(format!(
-                "{span} ms in buckets of {bucket_ms} ms is more than {MAX_BUCKETS} buckets"
-            )));
-        }
 
         // Bucket index = floor(timestamp / bucket_ms), computed without overflow for
         // negative timestamps (SQLite's `/` truncates toward zero).
@@ -399,41 +385,17 @@ impl Store for SqliteStore {
             .push(" GROUP BY bucket, grp ORDER BY bucket");
         let rows = select.build().fetch_all(&self.reader).await?;
 
-        let mut total = 0u64;
-        let mut per_group: HashMap<String, u64> = HashMap::new();
-        let mut buckets: Vec<BucketCounts> = Vec::new();
-        for row in &rows {
-            let bucket: i64 = row.try_get("bucket")?;
-            let group: String = row.try_get("grp")?;
-            let count = u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0);
-            let start_ms = bucket.saturating_mul(bucket_ms);
-            total += count;
-            *per_group.entry(group.clone()).or_default() += count;
-            match buckets.last_mut() {
-                Some(last) if last.start_ms == start_ms => {
-                    *last.counts.entry(group).or_default() += count;
-                }
-                _ => buckets.push(BucketCounts {
-                    start_ms,
-                    counts: BTreeMap::from([(group, count)]),
-                }),
-            }
-        }
-        let mut groups: Vec<GroupCount> = per_group
-            .into_iter()
-            .map(|(key, count)| GroupCount { key, count })
-            .collect();
-        groups.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
-
-        Ok(Analytics {
-            group_by: query.group_by,
-            since_ms: query.since_ms,
-            until_ms: query.until_ms,
-            bucket_ms,
-            total,
-            groups,
-            buckets,
-        })
+        let rows = rows
+            .iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("bucket")?,
+                    row.try_get("grp")?,
+                    row.try_get("n")?,
+                ))
+            })
+            .collect::<Result<Vec<(i64, String, i64)>, sqlx::Error>>()?;
+        Ok(fold_analytics(query, rows))
     }
 
     async fn query_metrics(&self, query: &MetricQuery) -> Result<Page<MetricPoint>> {
@@ -493,136 +455,4 @@ impl Store for SqliteStore {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
     }
-}
-
-/// Joins filter clauses: the first gets ` WHERE `, the rest ` AND `.
-struct Filter {
-    any: bool,
-}
-
-impl Filter {
-    fn new() -> Self {
-        Filter { any: false }
-    }
-
-    fn and<'b, 'args>(
-        &mut self,
-        builder: &'b mut QueryBuilder<'args, Sqlite>,
-    ) -> &'b mut QueryBuilder<'args, Sqlite> {
-        builder.push(if self.any { " AND " } else { " WHERE " });
-        self.any = true;
-        builder
-    }
-}
-
-/// Cuts `rows` (fetched with `limit + 1`) to one page, with a cursor when more exist.
-fn page<T>(mut rows: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> Cursor) -> Page<T> {
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let next_cursor = if rows.len() > limit {
-        rows.truncate(limit);
-        rows.last().map(|last| cursor_of(last).encode())
-    } else {
-        None
-    };
-    Page {
-        items: rows,
-        next_cursor,
-    }
-}
-
-fn summary(batch_len: usize, inserted: u64) -> WriteSummary {
-    let offered = u64::try_from(batch_len).unwrap_or(u64::MAX);
-    WriteSummary {
-        inserted,
-        duplicates: offered.saturating_sub(inserted),
-    }
-}
-
-/// Log offsets are far below `i64::MAX`; saturate rather than wrap if one ever is not.
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn to_json(value: &impl serde::Serialize, column: &str, id: &str) -> Result<String> {
-    serde_json::to_string(value)
-        .map_err(|e| StoreError::corrupt(format!("{column} of '{id}' (encoding)"), e))
-}
-
-/// Reads a column, reporting an undecodable value as corruption of that row.
-fn column<'r, T>(row: &'r SqliteRow, name: &str, table: &str) -> Result<T>
-where
-    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
-{
-    row.try_get(name).map_err(|e| {
-        let id = row
-            .try_get::<String, _>(0)
-            .unwrap_or_else(|_| "<unreadable id>".to_owned());
-        StoreError::corrupt(format!("{table}.{name} of '{id}'"), e)
-    })
-}
-
-fn event_from_row(row: &SqliteRow) -> Result<Event> {
-    const TABLE: &str = "processed_events";
-    let event_id: String = column(row, "event_id", TABLE)?;
-    let corrupt = |name: &str, reason: &dyn std::fmt::Display| {
-        StoreError::corrupt(format!("{TABLE}.{name} of '{event_id}'"), reason)
-    };
-
-    let severity_text: String = column(row, "severity", TABLE)?;
-    let severity = Severity::parse("severity", &severity_text)
-        .map_err(|e| corrupt("severity", &e.to_string()))?;
-    let source_type_text: String = column(row, "source_type", TABLE)?;
-    let source_type = parse_source_type(&source_type_text).ok_or_else(|| {
-        corrupt(
-            "source_type",
-            &format!("unknown source type '{source_type_text}'"),
-        )
-    })?;
-    let metadata_text: String = column(row, "metadata", TABLE)?;
-    let metadata = serde_json::from_str(&metadata_text).map_err(|e| corrupt("metadata", &e))?;
-    let tags_text: String = column(row, "tags", TABLE)?;
-    let tags = serde_json::from_str(&tags_text).map_err(|e| corrupt("tags", &e))?;
-
-    Ok(Event {
-        service_name: column(row, "service_name", TABLE)?,
-        event_type: column(row, "event_type", TABLE)?,
-        timestamp: column(row, "timestamp", TABLE)?,
-        environment: column(row, "environment", TABLE)?,
-        details: column(row, "details", TABLE)?,
-        severity,
-        metadata,
-        source: column(row, "source", TABLE)?,
-        source_type,
-        host: column(row, "host", TABLE)?,
-        tags,
-        fingerprint: column(row, "fingerprint", TABLE)?,
-        correlation_id: column(row, "correlation_id", TABLE)?,
-        received_at: column(row, "received_at", TABLE)?,
-        event_id,
-    })
-}
-
-fn metric_from_row(row: &SqliteRow) -> Result<MetricPoint> {
-    const TABLE: &str = "system_metrics";
-    let id: String = column(row, "id", TABLE)?;
-    let tags_text: String = column(row, "tags", TABLE)?;
-    let tags = serde_json::from_str(&tags_text)
-        .map_err(|e| StoreError::corrupt(format!("{TABLE}.tags of '{id}'"), e))?;
-    Ok(MetricPoint {
-        metric: Metric {
-            service_name: column(row, "service_name", TABLE)?,
-            metric_type: column(row, "metric_type", TABLE)?,
-            value: column(row, "value", TABLE)?,
-            tags,
-            timestamp: column(row, "timestamp", TABLE)?,
-            received_at: column(row, "received_at", TABLE)?,
-            correlation_id: column(row, "correlation_id", TABLE)?,
-        },
-        id,
-    })
-}
-
-/// Parses a source type by its canonical (serde) name, as written by this store.
-fn parse_source_type(name: &str) -> Option<SourceType> {
-    serde_json::from_value(serde_json::Value::String(name.to_owned())).ok()
 }

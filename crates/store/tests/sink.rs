@@ -1,9 +1,12 @@
 //! The log → store sink against a real `EmbeddedLog` and a real SQLite file: everything
 //! appended is stored exactly once, offsets are committed only after the store has the data,
 //! restarts and redeliveries duplicate nothing, bad records are skipped and counted, and
-//! failed writes are retried without committing.
+//! failed writes are retried without committing. The redelivery test also runs against
+//! PostgreSQL.
 
 #![allow(clippy::unwrap_used)]
+
+mod support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -295,12 +298,35 @@ fn expected_points(metrics: &[Metric], offsets: &[Offset]) -> Vec<MetricPoint> {
 #[tokio::test]
 async fn sink_stores_everything_once_and_resumes_after_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = open_log(dir.path(), 3, 2).await;
     let store = Arc::new(
         SqliteStore::open(&dir.path().join("store.db"))
             .await
             .expect("open store"),
     );
+    stores_everything_once_and_resumes_after_restart(dir.path(), store).await;
+}
+
+/// The same against PostgreSQL (in a fresh schema, dropped afterwards).
+#[tokio::test]
+async fn sink_stores_everything_once_and_resumes_after_restart_postgres() {
+    use futures::FutureExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, schema) = support::fresh_pg_store().await;
+    let outcome = std::panic::AssertUnwindSafe(stores_everything_once_and_resumes_after_restart(
+        dir.path(),
+        Arc::new(store.clone()),
+    ))
+    .catch_unwind()
+    .await;
+    store.close().await;
+    support::drop_schema(schema).await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn stores_everything_once_and_resumes_after_restart(dir: &Path, store: Arc<dyn Store>) {
+    let log = open_log(dir, 3, 2).await;
 
     let events: Vec<Event> = (0..1_500).map(event).collect();
     let metrics: Vec<Metric> = (0..700).map(metric).collect();

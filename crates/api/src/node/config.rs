@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use sightline_ingest::IngestConfig;
 use sightline_log::LogConfig;
+use sightline_store::PgConfig;
 
 use crate::ApiConfig;
 
@@ -29,10 +30,25 @@ pub struct NodeConfig {
     pub telemetry: TelemetryConfig,
 }
 
+/// Which database backs the [`Store`](sightline_store::Store).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// SQLite (WAL) in the data directory: the embedded default.
+    #[default]
+    Sqlite,
+    /// PostgreSQL, daily-partitioned time-series tables: for scale-out.
+    Postgres,
+}
+
 /// Store settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
+    /// `sqlite` (default) or `postgres`.
+    pub kind: StoreKind,
+    /// PostgreSQL settings, used when `kind = "postgres"`.
+    pub postgres: PgConfig,
     /// SQLite database file; relative paths are inside `data_dir`.
     pub sqlite_path: PathBuf,
     /// Records the store consumer takes from the log per transaction.
@@ -69,6 +85,8 @@ impl Default for NodeConfig {
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
+            kind: StoreKind::Sqlite,
+            postgres: PgConfig::default(),
             sqlite_path: PathBuf::from("sightline.db"),
             batch_size: 5000,
             consume: true,

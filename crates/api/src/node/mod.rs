@@ -20,11 +20,11 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sightline_ingest::Ingestor;
 use sightline_log::{EmbeddedLog, EventLog, LogError, TopicConfig};
 use sightline_model::{Clock, topics};
-use sightline_store::{SqliteStore, Store, StoreError, sink};
+use sightline_store::{PgStore, SqliteStore, Store, StoreError, sink};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use config::{NodeConfig, StoreConfig, TelemetryConfig};
+pub use config::{NodeConfig, StoreConfig, StoreKind, TelemetryConfig};
 
 use crate::{AppState, router, serve};
 
@@ -56,6 +56,7 @@ pub struct Node {
     addr: SocketAddr,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Node {
@@ -80,8 +81,22 @@ impl Node {
             log.create_topic(t.name, topic).await?;
         }
         let log: Arc<dyn EventLog> = Arc::new(log);
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.sqlite_path()).await?);
         let (stop, stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let mut threads = Vec::new();
+        let store: Arc<dyn Store> = match config.store.kind {
+            StoreKind::Sqlite => Arc::new(SqliteStore::open(&config.sqlite_path()).await?),
+            StoreKind::Postgres => {
+                let pg = PgStore::connect(&config.store.postgres).await?;
+                if config.store.postgres.retention_days.is_some() {
+                    let (pg, stopped) = (pg.clone(), stop.subscribe());
+                    threads.push(on_own_thread("sightline-store-retention", move || {
+                        pg_retention(pg, stopped)
+                    })?);
+                }
+                Arc::new(pg)
+            }
+        };
         let until_stopped = move || {
             let mut rx = stopped.clone();
             async move {
@@ -89,31 +104,15 @@ impl Node {
             }
         };
 
-        let mut tasks = Vec::new();
         if config.store.consume {
             let sink_config = sink::SinkConfig {
                 batch_size: config.store.batch_size,
                 ..sink::SinkConfig::default()
             };
             let (log, store, stopped) = (log.clone(), store.clone(), stop.subscribe());
-            let until_stopped = until_stopped.clone();
-            tasks.push(tokio::spawn(async move {
-                // Supervised: a failed consumer resumes from its committed offsets.
-                while let Err(e) = sink::run(
-                    log.clone(),
-                    store.clone(),
-                    sink_config.clone(),
-                    until_stopped(),
-                )
-                .await
-                {
-                    if *stopped.borrow() {
-                        break;
-                    }
-                    tracing::error!(error = %e, "store consumer failed; restarting in 1 s");
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                }
-            }));
+            threads.push(on_own_thread("sightline-store-consumer", move || {
+                store_consumer(log, store, sink_config, stopped)
+            })?);
         }
 
         let ingestor = Arc::new(Ingestor::new(
@@ -147,7 +146,12 @@ impl Node {
             }
         }));
         tracing::info!(%addr, data_dir = %config.data_dir.display(), "sightline node started");
-        Ok(Node { addr, stop, tasks })
+        Ok(Node {
+            addr,
+            stop,
+            tasks,
+            threads,
+        })
     }
 
     /// The address the API listens on (useful when started on port 0).
@@ -160,6 +164,74 @@ impl Node {
         let _ = self.stop.send(true);
         for task in self.tasks {
             let _ = task.await;
+        }
+        for thread in self.threads {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+/// Runs a background job on its own thread with a single-threaded runtime. Processing
+/// (decoding and writing large batches) then never occupies an HTTP worker between two
+/// awaits; the OS shares the cores between acknowledging and storing. The future is built
+/// on that thread, so it need not be `Send`.
+fn on_own_thread<F, Fut>(name: &str, make: F) -> Result<std::thread::JoinHandle<()>, NodeError>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| NodeError::Config(format!("cannot start {name}: {e}")))?;
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || runtime.block_on(make()))
+        .map_err(|e| NodeError::Config(format!("cannot start {name}: {e}")))
+}
+
+/// The log → store consumer, supervised: a failed consumer resumes from its committed
+/// offsets after a pause, until the node stops.
+async fn store_consumer(
+    log: Arc<dyn EventLog>,
+    store: Arc<dyn Store>,
+    config: sink::SinkConfig,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let mut rx = stopped.clone();
+        let until_stopped = async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        match sink::run(log.clone(), store.clone(), config.clone(), until_stopped).await {
+            Ok(()) => break,
+            Err(_) if *stopped.borrow_and_update() => break,
+            Err(e) => {
+                tracing::error!(error = %e, "store consumer failed; restarting in 1 s");
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                    _ = stopped.wait_for(|s| *s) => break,
+                }
+            }
+        }
+    }
+}
+
+/// Drops expired daily partitions at start-up and then hourly, until the node stops.
+async fn pg_retention(store: PgStore, mut stopped: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+        match store
+            .apply_retention(chrono::Utc::now().timestamp_millis())
+            .await
+        {
+            Ok(0) => {}
+            Ok(days) => tracing::info!(days, "dropped expired store partitions"),
+            Err(e) => tracing::warn!(error = %e, "store retention failed"),
         }
     }
 }
