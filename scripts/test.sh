@@ -36,6 +36,20 @@ if ! psql -h 127.0.0.1 -U postgres -d test -Atc 'select 1' >/dev/null 2>&1; then
   psql -h 127.0.0.1 -U postgres -d postgres -c 'CREATE DATABASE test' >/dev/null
 fi
 
+step "test services: Redis on 127.0.0.1:6379"
+redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; }
+if ! redis_up; then
+  if ! command -v redis-server >/dev/null 2>&1; then
+    echo "installing Redis…"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  fi
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/sightline-tests.log
+  for _ in $(seq 1 30); do redis_up && break; sleep 1; done
+fi
+redis_up || { echo "Redis is not reachable on 127.0.0.1:6379" >&2; exit 1; }
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -18,6 +18,7 @@
 //! | `GET /api/v1/events/{id}` | one event |
 //! | `GET /api/v1/events/analytics` | counts per group and time bucket |
 //! | `GET /api/v1/metrics` | raw metric points |
+//! | `GET /api/v1/metrics/live` (alias `/api/metrics/live`) | a service's newest 100 points, from the cache (store fallback) |
 //! | `GET /health`, `/ready`, `/metrics` | liveness, readiness, Prometheus |
 
 mod body;
@@ -37,7 +38,9 @@ use sightline_log::EventLog;
 use sightline_store::Store;
 
 pub use error::ApiError;
-pub use node::{Node, NodeConfig, NodeError, StoreConfig, StoreKind, TelemetryConfig};
+pub use node::{
+    CacheConfig, CacheKind, Node, NodeConfig, NodeError, StoreConfig, StoreKind, TelemetryConfig,
+};
 
 /// Limits of the HTTP layer.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -65,6 +68,8 @@ pub struct AppState {
     pub ingestor: Arc<Ingestor>,
     /// Queryable storage.
     pub store: Arc<dyn Store>,
+    /// Live cache (`metrics:live:*`, …); reads fall back to the store when it is down.
+    pub cache: Arc<dyn sightline_cache::Cache>,
     /// The event log (for readiness and lag figures).
     pub log: Arc<dyn EventLog>,
     /// Renders `/metrics`.

@@ -42,7 +42,9 @@ mod record;
 pub use embedded::{EmbeddedLog, FsyncPolicy, LogConfig};
 pub use error::LogError;
 pub use partitioner::partition_for;
-pub use record::{Delivered, Offset, PartitionStats, Position, Record, TopicConfig, TopicStats};
+pub use record::{
+    Delivered, Offset, PartitionStats, Position, Record, TopicConfig, TopicStats, next_positions,
+};
 
 /// Result type of the log.
 pub type Result<T, E = LogError> = std::result::Result<T, E>;

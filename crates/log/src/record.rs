@@ -86,6 +86,24 @@ impl Delivered {
     }
 }
 
+/// Per (topic, partition) in `batch`, the position after its highest offset: what a
+/// consumer commits once it has processed the whole batch. Sorted by topic and partition.
+pub fn next_positions(batch: &[Delivered]) -> Vec<Position> {
+    let mut positions: Vec<Position> = Vec::new();
+    for d in batch {
+        let next = d.next_position();
+        match positions
+            .iter_mut()
+            .find(|p| p.partition == next.partition && p.topic == next.topic)
+        {
+            Some(p) => p.offset = p.offset.max(next.offset),
+            None => positions.push(next),
+        }
+    }
+    positions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    positions
+}
+
 /// Per-topic settings.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TopicConfig {

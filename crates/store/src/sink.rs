@@ -19,7 +19,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sightline_log::{Delivered, EventLog, Position};
+use sightline_log::{Delivered, EventLog, Position, next_positions};
 use sightline_model::{Event, Metric, topics};
 
 use crate::{LoggedEvent, LoggedMetric, Store, StoreError, WriteSummary};
@@ -281,24 +281,6 @@ fn decode_metric(delivered: &Delivered) -> Result<LoggedMetric, String> {
         partition: delivered.partition,
         offset: delivered.offset,
     })
-}
-
-/// Per (topic, partition) in the batch, the position after its highest offset.
-fn next_positions(batch: &[Delivered]) -> Vec<Position> {
-    let mut highest: HashMap<(&str, u32), &Delivered> = HashMap::new();
-    for delivered in batch {
-        highest
-            .entry((&delivered.topic, delivered.partition))
-            .and_modify(|seen| {
-                if delivered.offset > seen.offset {
-                    *seen = delivered;
-                }
-            })
-            .or_insert(delivered);
-    }
-    let mut positions: Vec<Position> = highest.values().map(|d| d.next_position()).collect();
-    positions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
-    positions
 }
 
 #[cfg(test)]

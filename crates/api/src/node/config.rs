@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+use sightline_cache::{MemoryConfig, RedisConfig};
 use sightline_ingest::IngestConfig;
 use sightline_log::LogConfig;
 use sightline_store::PgConfig;
@@ -26,8 +27,33 @@ pub struct NodeConfig {
     pub api: ApiConfig,
     /// Store settings.
     pub store: StoreConfig,
+    /// Live cache settings.
+    pub cache: CacheConfig,
     /// Log output.
     pub telemetry: TelemetryConfig,
+}
+
+/// Which backend holds the live cache (`metrics:live:*`, `analysis:*`, …).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheKind {
+    /// In this process: the embedded default.
+    #[default]
+    Memory,
+    /// Redis, shared by every node.
+    Redis,
+}
+
+/// Live cache settings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// `memory` (default) or `redis`.
+    pub kind: CacheKind,
+    /// In-process cache settings.
+    pub memory: MemoryConfig,
+    /// Redis settings, used when `kind = "redis"`.
+    pub redis: RedisConfig,
 }
 
 /// Which database backs the [`Store`](sightline_store::Store).
@@ -77,6 +103,7 @@ impl Default for NodeConfig {
             ingest: IngestConfig::default(),
             api: ApiConfig::default(),
             store: StoreConfig::default(),
+            cache: CacheConfig::default(),
             telemetry: TelemetryConfig::default(),
         }
     }

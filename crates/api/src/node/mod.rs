@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
+use sightline_cache::{Cache, MemoryCache, RedisCache, live};
 use sightline_ingest::Ingestor;
 use sightline_log::{EmbeddedLog, EventLog, LogError, TopicConfig};
 use sightline_model::{Clock, topics};
@@ -24,7 +25,7 @@ use sightline_store::{PgStore, SqliteStore, Store, StoreError, sink};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use config::{NodeConfig, StoreConfig, StoreKind, TelemetryConfig};
+pub use config::{CacheConfig, CacheKind, NodeConfig, StoreConfig, StoreKind, TelemetryConfig};
 
 use crate::{AppState, router, serve};
 
@@ -104,7 +105,32 @@ impl Node {
             }
         };
 
+        let cache: Arc<dyn Cache> = match config.cache.kind {
+            CacheKind::Memory => Arc::new(MemoryCache::new(
+                config.cache.memory.clone(),
+                Clock::system(),
+            )),
+            // Connects lazily: a Redis that is down does not stop the node; reads fall back.
+            CacheKind::Redis => Arc::new(
+                RedisCache::connect(config.cache.redis.clone())
+                    .await
+                    .map_err(|e| NodeError::Config(format!("cache: {e}")))?,
+            ),
+        };
         if config.store.consume {
+            let (feed_log, feed_cache, mut stopped) =
+                (log.clone(), cache.clone(), stop.subscribe());
+            threads.push(on_own_thread(
+                "sightline-live-metrics",
+                move || async move {
+                    let until_stopped = async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    };
+                    if let Err(e) = live::run(feed_log, feed_cache, until_stopped).await {
+                        tracing::error!(error = %e, "live metrics feeder stopped");
+                    }
+                },
+            )?);
             let sink_config = sink::SinkConfig {
                 batch_size: config.store.batch_size,
                 ..sink::SinkConfig::default()
@@ -123,6 +149,7 @@ impl Node {
         let state = AppState {
             ingestor,
             store,
+            cache,
             log,
             prometheus,
             config: config.api.clone(),

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
+use sightline_cache::keys;
+use sightline_model::Metric;
 use sightline_store::{MetricPoint, MetricQuery, Page};
 
 use super::params;
@@ -12,7 +14,65 @@ use crate::{ApiError, AppState};
 
 /// The metric query routes.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/metrics", get(list))
+    Router::new()
+        .route("/api/v1/metrics", get(list))
+        .route("/api/v1/metrics/live", get(live))
+        .route("/api/metrics/live", get(live))
+}
+
+/// A service's newest points, oldest first, and where they came from.
+#[derive(Debug, serde::Serialize)]
+struct LivePoints {
+    service: String,
+    /// `cache`, or `store` when the cache could not answer.
+    source: &'static str,
+    points: Vec<Metric>,
+}
+
+/// `GET /api/v1/metrics/live?service=`: the newest 100 points of a service from
+/// `metrics:live:{service}`; when the cache is unavailable, the same from the store.
+async fn live(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<LivePoints>, ApiError> {
+    params::reject_unknown(&q, &["service"])?;
+    let service = q
+        .get("service")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| params::bad("service", "is required"))?
+        .clone();
+    match state.cache.recent(&keys::metrics_live(&service)).await {
+        Ok(values) => Ok(Json(LivePoints {
+            points: values
+                .iter()
+                .filter_map(|v| serde_json::from_str(v).ok())
+                .collect(),
+            service,
+            source: "cache",
+        })),
+        Err(e) => {
+            tracing::warn!(error = %e, "live cache unavailable; answering from the store");
+            let query = MetricQuery {
+                service: Some(service.clone()),
+                limit: keys::LIVE_POINTS as u32,
+                ..MetricQuery::default()
+            };
+            let mut points: Vec<Metric> = state
+                .store
+                .query_metrics(&query)
+                .await?
+                .items
+                .into_iter()
+                .map(|p| p.metric)
+                .collect();
+            points.reverse();
+            Ok(Json(LivePoints {
+                service,
+                source: "store",
+                points,
+            }))
+        }
+    }
 }
 
 /// `GET /api/v1/metrics?service=&metric=&hours=&from=&to=&limit=&cursor=`
