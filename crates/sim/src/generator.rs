@@ -672,16 +672,7 @@ impl EventGenerator {
         n: usize,
         out: &mut Vec<u8>,
     ) -> serde_json::Result<()> {
-        out.clear();
-        out.push(b'[');
-        for i in 0..n {
-            if i > 0 {
-                out.push(b',');
-            }
-            self.write_event(now_ms, out)?;
-        }
-        out.push(b']');
-        Ok(())
+        write_array(out, n, |out| self.write_event(now_ms, out))
     }
 
     /// Appends one event (a JSON object) stamped `now_ms` to `out`.
@@ -1117,16 +1108,7 @@ impl MetricGenerator {
         n: usize,
         out: &mut Vec<u8>,
     ) -> serde_json::Result<()> {
-        out.clear();
-        out.push(b'[');
-        for i in 0..n {
-            if i > 0 {
-                out.push(b',');
-            }
-            self.write_point(now_ms, out)?;
-        }
-        out.push(b']');
-        Ok(())
+        write_array(out, n, |out| self.write_point(now_ms, out))
     }
 
     /// Appends one metric point (a JSON object) stamped `now_ms` to `out`.
@@ -1184,6 +1166,24 @@ impl MetricGenerator {
         };
         serde_json::to_writer(&mut *out, &point)
     }
+}
+
+/// Writes a JSON array of `n` items produced by `item` into `out` (cleared first).
+fn write_array(
+    out: &mut Vec<u8>,
+    n: usize,
+    mut item: impl FnMut(&mut Vec<u8>) -> serde_json::Result<()>,
+) -> serde_json::Result<()> {
+    out.clear();
+    out.push(b'[');
+    for i in 0..n {
+        if i > 0 {
+            out.push(b',');
+        }
+        item(out)?;
+    }
+    out.push(b']');
+    Ok(())
 }
 
 #[cfg(test)]

@@ -543,29 +543,20 @@ impl Store for PgStore {
                 )
                 .push(")");
         }
-        if let Some(service) = &query.service {
-            filter
-                .and(&mut select)
-                .push("service_name = ")
-                .push_bind(pg_text(service));
-        }
-        if let Some(host) = &query.host {
-            filter
-                .and(&mut select)
-                .push("host = ")
-                .push_bind(pg_text(host));
-        }
-        if let Some(event_type) = &query.event_type {
-            filter
-                .and(&mut select)
-                .push("event_type = ")
-                .push_bind(pg_text(event_type));
-        }
-        if let Some(environment) = &query.environment {
-            filter
-                .and(&mut select)
-                .push("environment = ")
-                .push_bind(pg_text(environment));
+        let exact = [
+            ("service_name", &query.service),
+            ("host", &query.host),
+            ("event_type", &query.event_type),
+            ("environment", &query.environment),
+        ];
+        for (column, value) in exact {
+            if let Some(value) = value {
+                filter
+                    .and(&mut select)
+                    .push(column)
+                    .push(" = ")
+                    .push_bind(pg_text(value));
+            }
         }
         if let Some(text) = &query.text {
             // The column's "C" collation makes ILIKE fold ASCII letters only, like
@@ -663,17 +654,17 @@ impl Store for PgStore {
         let mut select =
             QueryBuilder::<Postgres>::new(format!("SELECT {METRIC_COLUMNS} FROM system_metrics"));
         let mut filter = Filter::new();
-        if let Some(service) = &query.service {
-            filter
-                .and(&mut select)
-                .push("service_name = ")
-                .push_bind(pg_text(service));
-        }
-        if let Some(metric_type) = &query.metric_type {
-            filter
-                .and(&mut select)
-                .push("metric_type = ")
-                .push_bind(pg_text(metric_type));
+        for (column, value) in [
+            ("service_name", &query.service),
+            ("metric_type", &query.metric_type),
+        ] {
+            if let Some(value) = value {
+                filter
+                    .and(&mut select)
+                    .push(column)
+                    .push(" = ")
+                    .push_bind(pg_text(value));
+            }
         }
         if let Some(since) = query.since_ms {
             filter

@@ -286,29 +286,20 @@ impl Store for SqliteStore {
             }
             select.push(")");
         }
-        if let Some(service) = &query.service {
-            filter
-                .and(&mut select)
-                .push("service_name = ")
-                .push_bind(service.as_str());
-        }
-        if let Some(host) = &query.host {
-            filter
-                .and(&mut select)
-                .push("host = ")
-                .push_bind(host.as_str());
-        }
-        if let Some(event_type) = &query.event_type {
-            filter
-                .and(&mut select)
-                .push("event_type = ")
-                .push_bind(event_type.as_str());
-        }
-        if let Some(environment) = &query.environment {
-            filter
-                .and(&mut select)
-                .push("environment = ")
-                .push_bind(environment.as_str());
+        let exact = [
+            ("service_name", &query.service),
+            ("host", &query.host),
+            ("event_type", &query.event_type),
+            ("environment", &query.environment),
+        ];
+        for (column, value) in exact {
+            if let Some(value) = value {
+                filter
+                    .and(&mut select)
+                    .push(column)
+                    .push(" = ")
+                    .push_bind(value.as_str());
+            }
         }
         if let Some(text) = &query.text {
             filter
@@ -403,17 +394,17 @@ impl Store for SqliteStore {
         let mut select =
             QueryBuilder::<Sqlite>::new(format!("SELECT {METRIC_COLUMNS} FROM system_metrics"));
         let mut filter = Filter::new();
-        if let Some(service) = &query.service {
-            filter
-                .and(&mut select)
-                .push("service_name = ")
-                .push_bind(service.as_str());
-        }
-        if let Some(metric_type) = &query.metric_type {
-            filter
-                .and(&mut select)
-                .push("metric_type = ")
-                .push_bind(metric_type.as_str());
+        for (column, value) in [
+            ("service_name", &query.service),
+            ("metric_type", &query.metric_type),
+        ] {
+            if let Some(value) = value {
+                filter
+                    .and(&mut select)
+                    .push(column)
+                    .push(" = ")
+                    .push_bind(value.as_str());
+            }
         }
         if let Some(since) = query.since_ms {
             filter
