@@ -567,27 +567,14 @@ impl Store for PgStore {
                 .push_bind(contains_pattern(&pg_text(text)))
                 .push(" ESCAPE '\\'");
         }
-        if let Some(since) = query.since_ms {
-            filter
-                .and(&mut select)
-                .push("timestamp >= ")
-                .push_bind(since);
-        }
-        if let Some(until) = query.until_ms {
-            filter
-                .and(&mut select)
-                .push("timestamp < ")
-                .push_bind(until);
-        }
-        if let Some(cursor) = &query.cursor {
-            filter
-                .and(&mut select)
-                .push("(timestamp, event_id) < (")
-                .push_bind(cursor.timestamp)
-                .push(", ")
-                .push_bind(pg_text(&cursor.id))
-                .push(")");
-        }
+        push_window(
+            &mut select,
+            &mut filter,
+            query.since_ms,
+            query.until_ms,
+            query.cursor.as_ref(),
+            "event_id",
+        );
         select
             .push(" ORDER BY timestamp DESC, event_id DESC LIMIT ")
             .push_bind(i64::from(limit) + 1);
@@ -666,27 +653,14 @@ impl Store for PgStore {
                     .push_bind(pg_text(value));
             }
         }
-        if let Some(since) = query.since_ms {
-            filter
-                .and(&mut select)
-                .push("timestamp >= ")
-                .push_bind(since);
-        }
-        if let Some(until) = query.until_ms {
-            filter
-                .and(&mut select)
-                .push("timestamp < ")
-                .push_bind(until);
-        }
-        if let Some(cursor) = &query.cursor {
-            filter
-                .and(&mut select)
-                .push("(timestamp, id) < (")
-                .push_bind(cursor.timestamp)
-                .push(", ")
-                .push_bind(pg_text(&cursor.id))
-                .push(")");
-        }
+        push_window(
+            &mut select,
+            &mut filter,
+            query.since_ms,
+            query.until_ms,
+            query.cursor.as_ref(),
+            "id",
+        );
         select
             .push(" ORDER BY timestamp DESC, id DESC LIMIT ")
             .push_bind(i64::from(limit) + 1);
@@ -783,6 +757,35 @@ const fn civil_from_days(days: i64) -> (i64, i64, i64) {
     };
     let year = year_of_era + era * 400;
     (if month <= 2 { year + 1 } else { year }, month, date)
+}
+
+/// Adds the time range `[since, until)` and the keyset cursor `(timestamp, id_column) <
+/// cursor` that every newest-first query shares.
+fn push_window<'args>(
+    select: &mut QueryBuilder<'args, Postgres>,
+    filter: &mut Filter,
+    since: Option<i64>,
+    until: Option<i64>,
+    cursor: Option<&'args Cursor>,
+    id_column: &str,
+) {
+    if let Some(since) = since {
+        filter.and(select).push("timestamp >= ").push_bind(since);
+    }
+    if let Some(until) = until {
+        filter.and(select).push("timestamp < ").push_bind(until);
+    }
+    if let Some(cursor) = cursor {
+        filter
+            .and(select)
+            .push("(timestamp, ")
+            .push(id_column)
+            .push(") < (")
+            .push_bind(cursor.timestamp)
+            .push(", ")
+            .push_bind(pg_text(&cursor.id))
+            .push(")");
+    }
 }
 
 #[cfg(test)]

@@ -308,27 +308,14 @@ impl Store for SqliteStore {
                 .push_bind(contains_pattern(text))
                 .push(" ESCAPE '\\'");
         }
-        if let Some(since) = query.since_ms {
-            filter
-                .and(&mut select)
-                .push("timestamp >= ")
-                .push_bind(since);
-        }
-        if let Some(until) = query.until_ms {
-            filter
-                .and(&mut select)
-                .push("timestamp < ")
-                .push_bind(until);
-        }
-        if let Some(cursor) = &query.cursor {
-            filter
-                .and(&mut select)
-                .push("(timestamp, event_id) < (")
-                .push_bind(cursor.timestamp)
-                .push(", ")
-                .push_bind(cursor.id.as_str())
-                .push(")");
-        }
+        push_window(
+            &mut select,
+            &mut filter,
+            query.since_ms,
+            query.until_ms,
+            query.cursor.as_ref(),
+            "event_id",
+        );
         select
             .push(" ORDER BY timestamp DESC, event_id DESC LIMIT ")
             .push_bind(i64::from(limit) + 1);
@@ -406,27 +393,14 @@ impl Store for SqliteStore {
                     .push_bind(value.as_str());
             }
         }
-        if let Some(since) = query.since_ms {
-            filter
-                .and(&mut select)
-                .push("timestamp >= ")
-                .push_bind(since);
-        }
-        if let Some(until) = query.until_ms {
-            filter
-                .and(&mut select)
-                .push("timestamp < ")
-                .push_bind(until);
-        }
-        if let Some(cursor) = &query.cursor {
-            filter
-                .and(&mut select)
-                .push("(timestamp, id) < (")
-                .push_bind(cursor.timestamp)
-                .push(", ")
-                .push_bind(cursor.id.as_str())
-                .push(")");
-        }
+        push_window(
+            &mut select,
+            &mut filter,
+            query.since_ms,
+            query.until_ms,
+            query.cursor.as_ref(),
+            "id",
+        );
         select
             .push(" ORDER BY timestamp DESC, id DESC LIMIT ")
             .push_bind(i64::from(limit) + 1);
@@ -445,5 +419,34 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
+    }
+}
+
+/// Adds the time range `[since, until)` and the keyset cursor `(timestamp, id_column) <
+/// cursor` that every newest-first query shares.
+fn push_window<'args>(
+    select: &mut QueryBuilder<'args, Sqlite>,
+    filter: &mut Filter,
+    since: Option<i64>,
+    until: Option<i64>,
+    cursor: Option<&'args Cursor>,
+    id_column: &str,
+) {
+    if let Some(since) = since {
+        filter.and(select).push("timestamp >= ").push_bind(since);
+    }
+    if let Some(until) = until {
+        filter.and(select).push("timestamp < ").push_bind(until);
+    }
+    if let Some(cursor) = cursor {
+        filter
+            .and(select)
+            .push("(timestamp, ")
+            .push(id_column)
+            .push(") < (")
+            .push_bind(cursor.timestamp)
+            .push(", ")
+            .push_bind(cursor.id.as_str())
+            .push(")");
     }
 }
