@@ -186,6 +186,14 @@ impl From<IngestError> for ApiError {
                     retry_after: 5,
                 }
             }
+            IngestError::Codec(e) if e.is_retryable() => {
+                tracing::error!(error = %e, "encoding records failed");
+                ApiError::Unavailable {
+                    reason: "the schema registry is unavailable".into(),
+                    retry_after: 5,
+                }
+            }
+            IngestError::Codec(e) => ApiError::Internal(format!("encoding records: {e}")),
         }
     }
 }

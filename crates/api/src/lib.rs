@@ -39,7 +39,8 @@ use sightline_store::Store;
 
 pub use error::ApiError;
 pub use node::{
-    CacheConfig, CacheKind, Node, NodeConfig, NodeError, StoreConfig, StoreKind, TelemetryConfig,
+    CacheConfig, CacheKind, EventLogConfig, LogKind, Node, NodeConfig, NodeError, Role,
+    StoreConfig, StoreKind, TelemetryConfig,
 };
 
 /// Limits of the HTTP layer.
@@ -78,15 +79,20 @@ pub struct AppState {
     pub config: ApiConfig,
 }
 
-/// The whole API.
-pub fn router(state: AppState) -> Router {
+/// The API a node with `role` serves: the ingestion endpoints, the query endpoints or both,
+/// and always the operational ones.
+pub fn router(state: AppState, role: Role) -> Router {
     let timeout = std::time::Duration::from_secs(state.config.request_timeout_secs.max(1));
-    Router::new()
-        .merge(routes::ingest::router())
-        .merge(routes::events::router())
-        .merge(routes::metrics::router())
-        .merge(routes::ops::router())
-        .route_layer(axum::middleware::from_fn(telemetry::record))
+    let mut api = Router::new().merge(routes::ops::router());
+    if role.ingests() {
+        api = api.merge(routes::ingest::router());
+    }
+    if role.queries() {
+        api = api
+            .merge(routes::events::router())
+            .merge(routes::metrics::router());
+    }
+    api.route_layer(axum::middleware::from_fn(telemetry::record))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,

@@ -17,7 +17,9 @@ fn redis_url() -> String {
         .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
-/// Posts 130 points for `service` (one request) and waits until `/live` shows the newest 100.
+/// Posts 130 points for `service` (one request) and waits until `/live` shows 100 points
+/// ending with the newest one: the live feeder applies the batch in steps, so a full window
+/// alone does not mean the last point has arrived.
 async fn post_and_read_live(app: &TestApp, service: &str) -> Value {
     let ts = now_ms() - 200_000;
     let points: Vec<Value> = (0..130)
@@ -37,7 +39,8 @@ async fn post_and_read_live(app: &TestApp, service: &str) -> Value {
             .json()
             .await
             .unwrap();
-        if live["points"].as_array().unwrap().len() == 100 {
+        let points = live["points"].as_array().unwrap();
+        if points.len() == 100 && points.last().unwrap()["value"].as_f64() == Some(129.0) {
             return live;
         }
         assert!(

@@ -9,6 +9,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use sightline_codec::Codec;
 use sightline_log::{EventLog, LogError, next_positions};
 use sightline_model::{Metric, topics};
 
@@ -22,10 +23,12 @@ const PUSHED: &str = "sightline_cache_live_pushed_total";
 /// Points skipped because the cache was unavailable or the record undecodable.
 const SKIPPED: &str = "sightline_cache_live_skipped_total";
 
-/// Feeds `metrics:live:*` from `metrics.raw` until `shutdown` completes.
+/// Feeds `metrics:live:*` from `metrics.raw` until `shutdown` completes. With a `codec`,
+/// Avro values are read too (and cached as JSON, the form readers expect).
 pub async fn run(
     log: Arc<dyn EventLog>,
     cache: Arc<dyn Cache>,
+    codec: Option<Codec>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), LogError> {
     let mut sub = log.subscribe(GROUP, &[topics::METRICS_RAW]).await?;
@@ -36,12 +39,37 @@ pub async fn run(
             () = &mut shutdown => return Ok(()),
         };
         let (mut pushed, mut skipped) = (0u64, 0u64);
+        if let Some(codec) = &codec
+            && let Err(e) = codec
+                .ensure_known(batch.iter().map(|d| d.record.value.as_slice()))
+                .await
+        {
+            // A view, not a record: points it cannot read now are skipped.
+            tracing::debug!(error = %e, "live metrics: writer schemas unavailable");
+        }
         for d in &batch {
-            let Ok(metric) = serde_json::from_slice::<Metric>(&d.record.value) else {
-                skipped += 1;
-                continue;
+            let avro = codec
+                .as_ref()
+                .filter(|_| Codec::schema_id(&d.record.value).is_some());
+            let (metric, value) = match avro {
+                Some(codec) => match codec.decode_metric(&d.record.value) {
+                    Ok(m) => {
+                        let json = serde_json::to_string(&m).unwrap_or_default();
+                        (m, std::borrow::Cow::Owned(json))
+                    }
+                    Err(_) => {
+                        skipped += 1;
+                        continue;
+                    }
+                },
+                None => match serde_json::from_slice::<Metric>(&d.record.value) {
+                    Ok(m) => (m, String::from_utf8_lossy(&d.record.value)),
+                    Err(_) => {
+                        skipped += 1;
+                        continue;
+                    }
+                },
             };
-            let value = String::from_utf8_lossy(&d.record.value);
             match cache
                 .push_recent(
                     &keys::metrics_live(&metric.service_name),

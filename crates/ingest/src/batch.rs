@@ -6,6 +6,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use serde::Serialize;
+use sightline_codec::{Codec, CodecError, RecordKind};
 use sightline_log::{EventLog, LogError, Record};
 use sightline_model::decode::{self, BodyShape};
 use sightline_model::{Clock, Event, IngestContext, Metric, SourceType, ValidationError, topics};
@@ -14,7 +15,8 @@ use tokio::sync::Semaphore;
 use crate::telemetry;
 
 /// The input shape of a request body.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// System events (`SystemEventInput`) → `system-events`.
     SystemEvent,
@@ -30,6 +32,13 @@ impl Kind {
             Kind::SystemEvent => SourceType::Http,
             Kind::Webhook => SourceType::Webhook,
             Kind::Metric => SourceType::Metrics,
+        }
+    }
+
+    fn record_kind(self) -> RecordKind {
+        match self {
+            Kind::SystemEvent | Kind::Webhook => RecordKind::Event,
+            Kind::Metric => RecordKind::Metric,
         }
     }
 
@@ -86,6 +95,10 @@ pub enum IngestError {
     /// The log could not make the batch durable; nothing of it is acknowledged.
     #[error("event log unavailable: {0}")]
     Log(#[from] LogError),
+    /// Values could not be encoded (with Avro: the schema registry failed); nothing of the
+    /// batch is acknowledged.
+    #[error("record encoding failed: {0}")]
+    Codec(#[from] CodecError),
 }
 
 /// What happened to one item.
@@ -129,6 +142,7 @@ pub struct Ingestor {
     clock: Clock,
     config: IngestConfig,
     in_flight: Arc<Semaphore>,
+    codec: Option<Codec>,
 }
 
 enum Item {
@@ -147,7 +161,14 @@ impl Ingestor {
             clock,
             config,
             in_flight,
+            codec: None,
         }
+    }
+
+    /// Writes record values with `codec` (default: JSON, as `serde_json` writes them).
+    pub fn with_codec(mut self, codec: Codec) -> Self {
+        self.codec = Some(codec);
+        self
     }
 
     /// Ingests a body holding one document, a JSON array or NDJSON (detected from its
@@ -174,28 +195,77 @@ impl Ingestor {
         correlation_id: &str,
         atomic: bool,
     ) -> Result<BatchReport, IngestError> {
-        let source = kind.source_type().as_str();
+        let source = kind.source_type();
+        let _permit = self.admit(source, body.len())?;
+        let ctx = IngestContext::new(source, self.clock.now_ms(), correlation_id);
+        let max_items = self.config.max_batch_items;
+        if let Some(codec) = &self.codec {
+            codec.prepare(kind.record_kind(), kind.topic()).await?;
+        }
+        // Decoding a large body is CPU work: keep it off the async workers.
+        let (results, records) = if body.len() > INLINE_DECODE_BYTES {
+            let (ctx, codec) = (ctx.clone(), self.codec.clone());
+            tokio::task::spawn_blocking(move || {
+                let parts = split(&body, shape, max_items)?;
+                prepare(kind, parts, &ctx, codec.as_ref())
+            })
+            .await
+            .map_err(|_| IngestError::Log(LogError::Closed))??
+        } else {
+            let parts = split(&body, shape, max_items)?;
+            prepare(kind, parts, &ctx, self.codec.as_ref())?
+        };
+        self.append(kind, ctx, results, records, atomic).await
+    }
+
+    /// Ingests values that arrive one item each (records of an external Kafka topic): each
+    /// is a JSON document of `kind`'s input shape, or — with a codec — an Avro value in the
+    /// Confluent wire format holding the normalized record. Invalid items are reported and
+    /// the others appended, in one append.
+    pub async fn ingest_values(
+        &self,
+        kind: Kind,
+        source: SourceType,
+        values: &[&[u8]],
+        correlation_id: &str,
+    ) -> Result<BatchReport, IngestError> {
+        let _permit = self.admit(source, values.iter().map(|v| v.len()).sum())?;
+        let ctx = IngestContext::new(source, self.clock.now_ms(), correlation_id);
+        if let Some(codec) = &self.codec {
+            codec.prepare(kind.record_kind(), kind.topic()).await?;
+            codec.ensure_known(values.iter().copied()).await?;
+        }
+        let (results, records) = prepare(kind, values.to_vec(), &ctx, self.codec.as_ref())?;
+        self.append(kind, ctx, results, records, false).await
+    }
+
+    /// Takes in-flight budget for `bytes`, or refuses as overloaded.
+    fn admit(
+        &self,
+        source: SourceType,
+        bytes: usize,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, IngestError> {
         let total = permits(self.config.max_in_flight_bytes).max(1);
-        let wanted = permits(body.len()).clamp(1, total);
-        let _permit = self
-            .in_flight
+        let wanted = permits(bytes).clamp(1, total);
+        self.in_flight
             .clone()
             .try_acquire_many_owned(wanted)
             .map_err(|_| {
-                metrics::counter!(telemetry::OVERLOADED, "source" => source).increment(1);
+                metrics::counter!(telemetry::OVERLOADED, "source" => source.as_str()).increment(1);
                 IngestError::Overloaded
-            })?;
-        let ctx = IngestContext::new(kind.source_type(), self.clock.now_ms(), correlation_id);
-        let max_items = self.config.max_batch_items;
-        // Decoding a large body is CPU work: keep it off the async workers.
-        let (results, records) = if body.len() > INLINE_DECODE_BYTES {
-            let ctx = ctx.clone();
-            tokio::task::spawn_blocking(move || prepare(kind, &body, shape, &ctx, max_items))
-                .await
-                .map_err(|_| IngestError::Log(LogError::Closed))??
-        } else {
-            prepare(kind, &body, shape, &ctx, max_items)?
-        };
+            })
+    }
+
+    /// Counts the outcomes and appends the valid records (all or nothing when `atomic`).
+    async fn append(
+        &self,
+        kind: Kind,
+        ctx: IngestContext,
+        results: Vec<ItemOutcome>,
+        records: Vec<Record>,
+        atomic: bool,
+    ) -> Result<BatchReport, IngestError> {
+        let source = ctx.source_type.as_str();
         metrics::counter!(telemetry::RECEIVED, "source" => source).increment(results.len() as u64);
         let rejected = results.len() - records.len();
         let report = BatchReport {
@@ -230,14 +300,8 @@ fn permits(bytes: usize) -> u32 {
 /// Bodies up to this size are decoded on the calling task; larger ones on a blocking thread.
 const INLINE_DECODE_BYTES: usize = 64 * 1024;
 
-/// Splits and decodes a body: an outcome per item and the records of the valid ones.
-fn prepare(
-    kind: Kind,
-    body: &[u8],
-    shape: BodyShape,
-    ctx: &IngestContext,
-    max_items: usize,
-) -> Result<(Vec<ItemOutcome>, Vec<Record>), IngestError> {
+/// Splits a body into its items, refusing more than `max_items`.
+fn split(body: &[u8], shape: BodyShape, max_items: usize) -> Result<Vec<&[u8]>, IngestError> {
     let parts = decode::split_batch(body, shape).map_err(IngestError::Malformed)?;
     if parts.len() > max_items {
         return Err(IngestError::TooManyItems {
@@ -245,12 +309,22 @@ fn prepare(
             limit: max_items,
         });
     }
+    Ok(parts)
+}
+
+/// Decodes items: an outcome per item and the records of the valid ones.
+fn prepare(
+    kind: Kind,
+    parts: Vec<&[u8]>,
+    ctx: &IngestContext,
+    codec: Option<&Codec>,
+) -> Result<(Vec<ItemOutcome>, Vec<Record>), IngestError> {
     let mut results = Vec::with_capacity(parts.len());
     let mut records = Vec::with_capacity(parts.len());
     for (index, bytes) in parts.into_iter().enumerate() {
-        match decode_item(kind, bytes, ctx) {
+        match decode_item(kind, bytes, ctx, codec) {
             Ok(item) => {
-                let (record, event_id) = to_record(item);
+                let (record, event_id) = to_record(item, codec)?;
                 records.push(record);
                 results.push(ItemOutcome::Accepted { index, event_id });
             }
@@ -260,7 +334,22 @@ fn prepare(
     Ok((results, records))
 }
 
-fn decode_item(kind: Kind, bytes: &[u8], ctx: &IngestContext) -> Result<Item, ValidationError> {
+fn decode_item(
+    kind: Kind,
+    bytes: &[u8],
+    ctx: &IngestContext,
+    codec: Option<&Codec>,
+) -> Result<Item, ValidationError> {
+    // An Avro value already holds the normalized record (only external topics carry them).
+    if let Some(codec) = codec.filter(|_| Codec::schema_id(bytes).is_some()) {
+        let invalid = |e: CodecError| ValidationError::new("$", e.to_string());
+        return Ok(match kind {
+            Kind::SystemEvent | Kind::Webhook => {
+                Item::Event(codec.decode_event(bytes).map_err(invalid)?)
+            }
+            Kind::Metric => Item::Metric(codec.decode_metric(bytes).map_err(invalid)?),
+        });
+    }
     Ok(match kind {
         Kind::SystemEvent => Item::Event(decode::system_event(bytes, ctx)?),
         Kind::Webhook => Item::Event(decode::webhook(bytes, ctx)?),
@@ -270,19 +359,26 @@ fn decode_item(kind: Kind, bytes: &[u8], ctx: &IngestContext) -> Result<Item, Va
 
 /// Serializes an item into its log record, keyed by service. The correlation id and source
 /// type travel inside the value, so records need no headers.
-fn to_record(item: Item) -> (Record, Option<String>) {
-    // Serializing plain structs of strings, numbers and JSON maps cannot fail.
-    match item {
+fn to_record(item: Item, codec: Option<&Codec>) -> Result<(Record, Option<String>), CodecError> {
+    // Without a codec: JSON. Serializing plain structs of strings, numbers and JSON maps
+    // cannot fail.
+    Ok(match item {
         Item::Event(e) => {
-            let value = serde_json::to_vec(&e).unwrap_or_default();
+            let value = match codec {
+                Some(codec) => codec.encode_event(&e, topics::SYSTEM_EVENTS)?,
+                None => serde_json::to_vec(&e).unwrap_or_default(),
+            };
             (
                 Record::new(Some(&e.service_name), value, e.timestamp),
                 Some(e.event_id),
             )
         }
         Item::Metric(m) => {
-            let value = serde_json::to_vec(&m).unwrap_or_default();
+            let value = match codec {
+                Some(codec) => codec.encode_metric(&m, topics::METRICS_RAW)?,
+                None => serde_json::to_vec(&m).unwrap_or_default(),
+            };
             (Record::new(Some(&m.service_name), value, m.timestamp), None)
         }
-    }
+    })
 }

@@ -7,8 +7,9 @@
 //! service's records stay in order. It answers only once the append is durable, with a
 //! [`BatchReport`] that says, item by item, what was accepted and why anything was refused.
 //!
-//! Transport-specific code (HTTP routes, status codes) lives in `sightline-api`; future
-//! sources (syslog, SNMP, SMTP, OTLP, Kafka) decode into the same model and share this path.
+//! Transport-specific code (HTTP routes, status codes) lives in `sightline-api`; the
+//! [`kafka_source`] reads an external Kafka topic through the same path, and future sources
+//! (syslog, SNMP, SMTP, OTLP) will too.
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -31,6 +32,7 @@
 //! ```
 
 mod batch;
+pub mod kafka_source;
 mod telemetry;
 
 pub use batch::{BatchReport, IngestConfig, IngestError, Ingestor, ItemOutcome, Kind};

@@ -7,7 +7,8 @@
 //! commit and nothing acknowledged is lost (at-least-once; consumers are idempotent).
 //!
 //! Two implementations share this contract: [`EmbeddedLog`], an on-disk segmented log in the
-//! data directory (the default), and a Kafka backend for scale-out.
+//! data directory (the default), and [`KafkaLog`] on a Kafka cluster for scale-out, where
+//! several nodes in one consumer group split the partitions.
 //!
 //! A topic has `N` partitions; a record's key picks its partition with Kafka's murmur2
 //! partitioner, so the same key lands on the same partition number in both backends.
@@ -36,11 +37,14 @@
 
 mod embedded;
 mod error;
+mod kafka;
 mod partitioner;
 mod record;
+mod telemetry;
 
 pub use embedded::{EmbeddedLog, FsyncPolicy, LogConfig};
 pub use error::LogError;
+pub use kafka::{KafkaConfig, KafkaLog};
 pub use partitioner::partition_for;
 pub use record::{
     Delivered, Offset, PartitionStats, Position, Record, TopicConfig, TopicStats, next_positions,
@@ -88,4 +92,11 @@ pub trait Subscription: Send + std::fmt::Debug {
 
     /// Moves the read cursor of one partition (for replays); does not commit.
     fn seek(&mut self, position: &Position) -> Result<()>;
+
+    /// Partitions taken from this member by a rebalance since the last call: a consumer
+    /// that keeps per-partition state drops it, because the new owner rebuilds it from the
+    /// committed offsets. Always empty for the embedded log (one member per group).
+    fn take_revoked(&mut self) -> Vec<(std::sync::Arc<str>, u32)> {
+        Vec::new()
+    }
 }

@@ -2,11 +2,26 @@
 //! ordering, consumer groups, segment rolling, retention, and recovery from damaged tails.
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
+mod conformance;
+
 use std::collections::HashMap;
 use std::path::Path;
 
 use proptest::prelude::*;
 use sightline_log::{EmbeddedLog, EventLog, FsyncPolicy, LogConfig, Position, Record, TopicConfig};
+
+/// A fresh log in a temporary directory, for the shared contract suite.
+async fn embedded_backend() -> (std::sync::Arc<dyn EventLog>, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(dir.path(), LogConfig::default()).unwrap();
+    (std::sync::Arc::new(log), "t".to_owned(), dir)
+}
+
+mod contract {
+    use super::*;
+    log_conformance_tests!(embedded_backend);
+}
 
 fn small_segments() -> LogConfig {
     LogConfig {

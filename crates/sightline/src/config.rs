@@ -9,11 +9,13 @@ use anyhow::Context;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::Serialize;
-use sightline_api::NodeConfig;
+use sightline_api::{NodeConfig, Role};
 
 /// Command-line values that override the file and the environment.
 #[derive(Debug, Default, Serialize)]
 pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_addr: Option<SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -31,8 +33,14 @@ pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<NodeCon
         );
         figment = figment.merge(Toml::file(path));
     }
+    // SIGHTLINE_CONFIG names the file and SIGHTLINE_API_KEY is a client credential:
+    // neither is a configuration key.
     let config: NodeConfig = figment
-        .merge(Env::prefixed("SIGHTLINE_").split("__").ignore(&["api_key"]))
+        .merge(
+            Env::prefixed("SIGHTLINE_")
+                .split("__")
+                .ignore(&["api_key", "config"]),
+        )
         .merge(Serialized::defaults(overrides))
         .extract()
         .context("invalid configuration")?;
@@ -73,10 +81,13 @@ mod tests {
     fn invalid_values_are_refused_with_their_name() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("bad.toml");
-        std::fs::write(&path, "[log]\nsegment_bytes = 10\n").expect("write");
+        std::fs::write(&path, "[log.embedded]\nsegment_bytes = 10\n").expect("write");
         let err = load(Some(&path), Overrides::default()).expect_err("refused");
-        assert!(err.to_string().contains("log.segment_bytes"), "{err}");
-        std::fs::write(&path, "[log]\nsegmnt_bytes = 10\n").expect("write");
+        assert!(
+            err.to_string().contains("log.embedded.segment_bytes"),
+            "{err}"
+        );
+        std::fs::write(&path, "[log.embedded]\nsegmnt_bytes = 10\n").expect("write");
         let err = load(Some(&path), Overrides::default()).expect_err("refused");
         assert!(format!("{err:#}").contains("segmnt_bytes"), "{err:#}");
     }

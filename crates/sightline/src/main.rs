@@ -62,6 +62,9 @@ struct ConfigArgs {
     /// Address for the HTTP API [default: 127.0.0.1:8080].
     #[arg(long)]
     http_addr: Option<SocketAddr>,
+    /// What this node does: all, ingest, process or api [default: all].
+    #[arg(long)]
+    role: Option<sightline_api::Role>,
 }
 
 impl ConfigArgs {
@@ -69,6 +72,7 @@ impl ConfigArgs {
         config::load(
             self.config.as_deref(),
             config::Overrides {
+                role: self.role,
                 http_addr: self.http_addr,
                 data_dir: self.data_dir.clone(),
             },

@@ -1,24 +1,16 @@
 //! Nothing acknowledged is ever lost: the node is killed with SIGKILL at random points at
 //! least ten times while concurrent clients ingest at least 50,000 events with unique ids;
-//! afterwards every acknowledged event is in the store exactly once.
+//! afterwards every acknowledged event is in the store exactly once. The same holds for a
+//! cluster on Kafka and PostgreSQL whose process nodes are killed mid-stream.
 #![allow(clippy::unwrap_used)]
 
 use std::process::Command;
 
-#[test]
-fn acknowledged_events_survive_repeated_kill_9() {
+/// Runs `sightline bench crash` with `args` and returns its JSON report, checked.
+fn crash_report(args: &[&str]) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_sightline"))
-        .args([
-            "bench",
-            "crash",
-            "--events",
-            "50000",
-            "--kills",
-            "10",
-            "--clients",
-            "4",
-            "--json",
-        ])
+        .args(["bench", "crash", "--json"])
+        .args(args)
         .env_remove("SIGHTLINE_CONFIG")
         .output()
         .unwrap();
@@ -26,16 +18,58 @@ fn acknowledged_events_survive_repeated_kill_9() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let report: serde_json::Value = serde_json::from_str(stdout.trim())
         .unwrap_or_else(|e| panic!("no JSON report ({e}); stdout: {stdout}\nstderr: {stderr}"));
-    assert_eq!(report["kills"], 10, "{report}");
-    assert!(
-        report["acknowledged"].as_u64().unwrap() >= 50_000,
-        "{report}"
-    );
     assert_eq!(report["missing"], 0, "acknowledged events lost: {report}");
     assert_eq!(report["duplicates"], 0, "{report}");
     assert_eq!(report["unexpected"], 0, "{report}");
     assert_eq!(report["passed"], true, "{report}");
     assert!(out.status.success(), "{stderr}");
+    report
+}
+
+#[test]
+fn acknowledged_events_survive_repeated_kill_9() {
+    let report = crash_report(&["--events", "50000", "--kills", "10", "--clients", "4"]);
+    assert_eq!(report["kills"], 10, "{report}");
+    assert!(
+        report["acknowledged"].as_u64().unwrap() >= 50_000,
+        "{report}"
+    );
+}
+
+#[test]
+fn process_nodes_killed_mid_stream_lose_nothing() {
+    let brokers =
+        std::env::var("SIGHTLINE_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into());
+    let pg = std::env::var("SIGHTLINE_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let report = crash_report(&[
+        "--log",
+        "kafka",
+        "--store",
+        "postgres",
+        "--brokers",
+        &brokers,
+        "--pg-url",
+        &pg,
+        "--process-nodes",
+        "2",
+        "--kills",
+        "2",
+        "--restart-killed",
+        "--events",
+        "20000",
+        "--rate",
+        "2000",
+    ]);
+    assert_eq!(report["backend"], "kafka+postgres", "{report}");
+    // Before each kill both process nodes had stored events: the partitions were split.
+    let at_kills = report["stored_at_kills"].as_array().unwrap();
+    assert_eq!(at_kills.len(), 2, "{report}");
+    for per_node in at_kills {
+        let per_node = per_node.as_array().unwrap();
+        assert_eq!(per_node.len(), 2, "{report}");
+        assert!(per_node.iter().all(|n| n.as_u64().unwrap() > 0), "{report}");
+    }
 }
 
 #[test]
@@ -43,7 +77,8 @@ fn config_show_prints_every_default() {
     let out = Command::new(env!("CARGO_BIN_EXE_sightline"))
         .args(["config", "show"])
         .env_remove("SIGHTLINE_CONFIG")
-        .env("SIGHTLINE_LOG__SEGMENT_BYTES", "8388608")
+        .env("SIGHTLINE_LOG__EMBEDDED__SEGMENT_BYTES", "8388608")
+        .env("SIGHTLINE_ROLE", "process")
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -51,9 +86,11 @@ fn config_show_prints_every_default() {
     let parsed: toml::Value = toml::from_str(&text).unwrap();
     assert_eq!(parsed["http_addr"].as_str(), Some("127.0.0.1:8080"));
     assert_eq!(
-        parsed["log"]["segment_bytes"].as_integer(),
+        parsed["log"]["embedded"]["segment_bytes"].as_integer(),
         Some(8_388_608),
         "env override applies"
     );
     assert_eq!(parsed["store"]["batch_size"].as_integer(), Some(5000));
+    assert_eq!(parsed["role"].as_str(), Some("process"));
+    assert_eq!(parsed["log"]["kind"].as_str(), Some("embedded"));
 }

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use sightline_model::{Event, Metric, Severity, SourceType};
-use sqlx::{ColumnIndex, Database, Decode, QueryBuilder, Row, Type};
+use sqlx::{ColumnIndex, Database, Decode, Encode, QueryBuilder, Row, Type};
 
 use crate::{
     Analytics, AnalyticsQuery, BucketCounts, Cursor, GroupCount, MAX_BUCKETS, MetricPoint, Page,
@@ -39,6 +39,46 @@ impl Filter {
         self.any = true;
         builder
     }
+}
+
+/// Ends a newest-first query: the time range `[since, until)`, the keyset cursor
+/// `(timestamp, id_column) < cursor`, the order, and a limit one row beyond the page (so
+/// [`page`] can tell whether more exist). The cursor id is bound as given, so each backend
+/// passes it in the form its text columns store.
+pub(crate) fn push_keyset_page<'args, DB, Id>(
+    select: &mut QueryBuilder<'args, DB>,
+    filter: &mut Filter,
+    (since, until): (Option<i64>, Option<i64>),
+    cursor: Option<(i64, Id)>,
+    id_column: &str,
+    limit: u32,
+) where
+    DB: Database,
+    i64: 'args + Encode<'args, DB> + Type<DB>,
+    Id: 'args + Encode<'args, DB> + Type<DB>,
+{
+    if let Some(since) = since {
+        filter.and(select).push("timestamp >= ").push_bind(since);
+    }
+    if let Some(until) = until {
+        filter.and(select).push("timestamp < ").push_bind(until);
+    }
+    if let Some((timestamp, id)) = cursor {
+        filter
+            .and(select)
+            .push("(timestamp, ")
+            .push(id_column)
+            .push(") < (")
+            .push_bind(timestamp)
+            .push(", ")
+            .push_bind(id)
+            .push(")");
+    }
+    select
+        .push(" ORDER BY timestamp DESC, ")
+        .push(id_column)
+        .push(" DESC LIMIT ")
+        .push_bind(i64::from(limit) + 1);
 }
 
 /// Cuts `rows` (fetched with `limit + 1`) to one page, with a cursor when more exist.
@@ -94,8 +134,53 @@ pub(crate) fn check_analytics(query: &AnalyticsQuery) -> Result<()> {
     Ok(())
 }
 
+/// The analytics query, the same SQL on both backends: `(bucket, grp, n)` rows ordered by
+/// bucket. Bucket index = floor(timestamp / bucket_ms), computed without overflow for
+/// negative timestamps (`/` truncates toward zero in SQLite and PostgreSQL alike).
+pub(crate) fn analytics_select<'q, DB>(query: &AnalyticsQuery) -> QueryBuilder<'q, DB>
+where
+    DB: Database,
+    i64: 'q + Encode<'q, DB> + Type<DB>,
+{
+    let bucket_ms = query.bucket_ms;
+    let mut select = QueryBuilder::<DB>::new("SELECT CASE WHEN timestamp >= 0 THEN timestamp / ");
+    select
+        .push_bind(bucket_ms)
+        .push(" ELSE (timestamp + 1) / ")
+        .push_bind(bucket_ms)
+        .push(" - 1 END AS bucket, COALESCE(")
+        .push(query.group_by.column())
+        .push(", '') AS grp, COUNT(*) AS n FROM processed_events WHERE timestamp >= ")
+        .push_bind(query.since_ms)
+        .push(" AND timestamp < ")
+        .push_bind(query.until_ms)
+        .push(" GROUP BY bucket, grp ORDER BY bucket");
+    select
+}
+
+/// The answer from the rows of [`analytics_select`].
+pub(crate) fn analytics_from_rows<R>(query: &AnalyticsQuery, rows: &[R]) -> Result<Analytics>
+where
+    R: Row,
+    for<'n> &'n str: ColumnIndex<R>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let rows = rows
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get("bucket")?,
+                row.try_get("grp")?,
+                row.try_get("n")?,
+            ))
+        })
+        .collect::<Result<Vec<(i64, String, i64)>, sqlx::Error>>()?;
+    Ok(fold_analytics(query, rows))
+}
+
 /// Folds `(bucket index, group key, count)` rows, ordered by bucket index, into the answer.
-pub(crate) fn fold_analytics(
+fn fold_analytics(
     query: &AnalyticsQuery,
     rows: impl IntoIterator<Item = (i64, String, i64)>,
 ) -> Analytics {

@@ -35,6 +35,11 @@ pub enum StoreError {
         reason: String,
     },
 
+    /// Log values could not be decoded as a batch (e.g. the schema registry holding their
+    /// writer schemas is unreachable); the batch is retried.
+    #[error("decoding log values: {0}")]
+    Decode(String),
+
     /// The event log failed (the sink reads from it and commits to it).
     #[error("event log error: {0}")]
     Log(#[from] sightline_log::LogError),

@@ -19,6 +19,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sightline_codec::Codec;
 use sightline_log::{Delivered, EventLog, Position, next_positions};
 use sightline_model::{Event, Metric, topics};
 
@@ -44,7 +45,8 @@ pub const GROUP: &str = "store";
 pub const TOPICS: [&str; 2] = [topics::SYSTEM_EVENTS, topics::METRICS_RAW];
 
 /// The `table` label of events (counted by their `processed_events` rows).
-const TABLE_EVENTS: &str = "processed_events";
+/// The `table` label of event rows in the store metrics.
+pub const TABLE_EVENTS: &str = "processed_events";
 /// The `table` label of metric points.
 const TABLE_METRICS: &str = "system_metrics";
 
@@ -76,12 +78,14 @@ pub fn describe_metrics() {
 }
 
 /// Settings of the sink.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct SinkConfig {
     /// Most records read (and written in one transaction per table) at a time.
     pub batch_size: usize,
     /// Pause before retrying a batch whose write failed.
     pub retry_backoff: Duration,
+    /// Reads Avro values (Confluent wire format); without it only JSON values decode.
+    pub codec: Option<Codec>,
 }
 
 impl Default for SinkConfig {
@@ -89,6 +93,7 @@ impl Default for SinkConfig {
         Self {
             batch_size: 5000,
             retry_backoff: Duration::from_millis(500),
+            codec: None,
         }
     }
 }
@@ -134,7 +139,7 @@ pub async fn run(
         metrics::histogram!(METRIC_BATCH_RECORDS).record(batch.len() as f64);
 
         let positions = loop {
-            match process_batch(store.as_ref(), &batch).await {
+            match process_batch(store.as_ref(), config.codec.as_ref(), &batch).await {
                 Ok(positions) => break positions,
                 Err(error) => {
                     tracing::warn!(
@@ -164,18 +169,28 @@ pub async fn run(
 /// Decodes and writes one batch, returning the positions to commit once it succeeded.
 pub async fn process_batch(
     store: &dyn Store,
+    codec: Option<&Codec>,
     batch: &[Delivered],
 ) -> Result<Vec<Position>, StoreError> {
-    Ok(process_batch_outcome(store, batch).await?.positions)
+    Ok(process_batch_outcome(store, codec, batch).await?.positions)
 }
 
 /// [`process_batch`], also reporting what was written and what was rejected.
 pub async fn process_batch_outcome(
     store: &dyn Store,
+    codec: Option<&Codec>,
     batch: &[Delivered],
 ) -> Result<BatchOutcome, StoreError> {
     let started = Instant::now();
-    let decoded = decode_batch(batch).await;
+    if let Some(codec) = codec {
+        // Writer schemas this process has not seen yet; a registry outage fails the batch,
+        // which is retried, rather than skipping records it could read a moment later.
+        codec
+            .ensure_known(batch.iter().map(|d| d.record.value.as_slice()))
+            .await
+            .map_err(|e| StoreError::Decode(e.to_string()))?;
+    }
+    let decoded = decode_batch(batch, codec).await;
 
     let events = if decoded.events.is_empty() {
         WriteSummary::default()
@@ -232,15 +247,15 @@ struct DecodedBatch {
 /// milliseconds, too long to hold a worker thread other tasks (API requests) may need.
 const DECODE_CHUNK: usize = 512;
 
-async fn decode_batch(batch: &[Delivered]) -> DecodedBatch {
+async fn decode_batch(batch: &[Delivered], codec: Option<&Codec>) -> DecodedBatch {
     let mut decoded = DecodedBatch::default();
     for (index, delivered) in batch.iter().enumerate() {
         if index > 0 && index % DECODE_CHUNK == 0 {
             tokio::task::yield_now().await;
         }
         let outcome = match &*delivered.topic {
-            topics::SYSTEM_EVENTS => decode_event(delivered).map(|e| decoded.events.push(e)),
-            topics::METRICS_RAW => decode_metric(delivered).map(|m| decoded.metrics.push(m)),
+            topics::SYSTEM_EVENTS => decode_event(delivered, codec).map(|e| decoded.events.push(e)),
+            topics::METRICS_RAW => decode_metric(delivered, codec).map(|m| decoded.metrics.push(m)),
             other => Err(format!("the store sink does not read topic '{other}'")),
         };
         if let Err(reason) = outcome {
@@ -260,22 +275,45 @@ async fn decode_batch(batch: &[Delivered]) -> DecodedBatch {
     decoded
 }
 
-fn decode_event(delivered: &Delivered) -> Result<LoggedEvent, String> {
-    let payload = std::str::from_utf8(&delivered.record.value)
-        .map_err(|e| format!("value is not UTF-8: {e}"))?;
-    let event: Event =
-        serde_json::from_str(payload).map_err(|e| format!("not a system event: {e}"))?;
+/// The codec when `value` is in the Avro wire format and there is one to read it.
+fn avro_reader<'c>(codec: Option<&'c Codec>, value: &[u8]) -> Option<&'c Codec> {
+    codec.filter(|_| Codec::schema_id(value).is_some())
+}
+
+fn decode_event(delivered: &Delivered, codec: Option<&Codec>) -> Result<LoggedEvent, String> {
+    let value = &delivered.record.value;
+    let (event, payload) = match avro_reader(codec, value) {
+        Some(codec) => {
+            let event = codec
+                .decode_event(value)
+                .map_err(|e| format!("not a system event: {e}"))?;
+            // `raw_events` keeps the payload as text: the JSON form of what was read.
+            let payload = serde_json::to_string(&event).map_err(|e| e.to_string())?;
+            (event, payload)
+        }
+        None => {
+            let payload =
+                std::str::from_utf8(value).map_err(|e| format!("value is not UTF-8: {e}"))?;
+            let event: Event =
+                serde_json::from_str(payload).map_err(|e| format!("not a system event: {e}"))?;
+            (event, payload.to_owned())
+        }
+    };
     Ok(LoggedEvent {
         event,
-        payload: payload.to_owned(),
+        payload,
         partition: delivered.partition,
         offset: delivered.offset,
     })
 }
 
-fn decode_metric(delivered: &Delivered) -> Result<LoggedMetric, String> {
-    let metric: Metric = serde_json::from_slice(&delivered.record.value)
-        .map_err(|e| format!("not a metric point: {e}"))?;
+fn decode_metric(delivered: &Delivered, codec: Option<&Codec>) -> Result<LoggedMetric, String> {
+    let value = &delivered.record.value;
+    let metric: Metric = match avro_reader(codec, value) {
+        Some(codec) => codec.decode_metric(value).map_err(|e| e.to_string()),
+        None => serde_json::from_slice(value).map_err(|e| e.to_string()),
+    }
+    .map_err(|e| format!("not a metric point: {e}"))?;
     Ok(LoggedMetric {
         metric,
         partition: delivered.partition,
@@ -321,7 +359,7 @@ mod tests {
             delivered(topics::METRICS_RAW, 0, 0),
             delivered("elsewhere", 0, 0),
         ];
-        let decoded = decode_batch(&batch).await;
+        let decoded = decode_batch(&batch, None).await;
         assert!(decoded.events.is_empty() && decoded.metrics.is_empty());
         assert_eq!(decoded.rejected_by_topic.len(), 3);
         assert_eq!(decoded.rejected_by_topic.values().sum::<u64>(), 3);

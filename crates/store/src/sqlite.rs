@@ -25,11 +25,11 @@ use sightline_model::Event;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row as _, Sqlite};
+use sqlx::{QueryBuilder, Sqlite};
 
 use crate::common::{
-    Filter, check_analytics, event_from_row, fold_analytics, metric_from_row, metric_id, page,
-    summary, to_i64, to_json,
+    Filter, analytics_from_rows, analytics_select, check_analytics, event_from_row,
+    metric_from_row, metric_id, page, push_keyset_page, summary, to_i64, to_json,
 };
 use crate::query::contains_pattern;
 use crate::{
@@ -308,17 +308,14 @@ impl Store for SqliteStore {
                 .push_bind(contains_pattern(text))
                 .push(" ESCAPE '\\'");
         }
-        push_window(
+        push_keyset_page(
             &mut select,
             &mut filter,
-            query.since_ms,
-            query.until_ms,
-            query.cursor.as_ref(),
+            (query.since_ms, query.until_ms),
+            query.cursor.as_ref().map(|c| (c.timestamp, c.id.as_str())),
             "event_id",
+            limit,
         );
-        select
-            .push(" ORDER BY timestamp DESC, event_id DESC LIMIT ")
-            .push_bind(i64::from(limit) + 1);
 
         let rows = select.build().fetch_all(&self.reader).await?;
         let events = rows
@@ -343,37 +340,11 @@ impl Store for SqliteStore {
 
     async fn event_analytics(&self, query: &AnalyticsQuery) -> Result<Analytics> {
         check_analytics(query)?;
-        let bucket_ms = query.bucket_ms;
-
-        // Bucket index = floor(timestamp / bucket_ms), computed without overflow for
-        // negative timestamps (SQLite's `/` truncates toward zero).
-        let column = query.group_by.column();
-        let mut select =
-            QueryBuilder::<Sqlite>::new("SELECT CASE WHEN timestamp >= 0 THEN timestamp / ");
-        select
-            .push_bind(bucket_ms)
-            .push(" ELSE (timestamp + 1) / ")
-            .push_bind(bucket_ms)
-            .push(" - 1 END AS bucket, COALESCE(")
-            .push(column)
-            .push(", '') AS grp, COUNT(*) AS n FROM processed_events WHERE timestamp >= ")
-            .push_bind(query.since_ms)
-            .push(" AND timestamp < ")
-            .push_bind(query.until_ms)
-            .push(" GROUP BY bucket, grp ORDER BY bucket");
-        let rows = select.build().fetch_all(&self.reader).await?;
-
-        let rows = rows
-            .iter()
-            .map(|row| {
-                Ok((
-                    row.try_get("bucket")?,
-                    row.try_get("grp")?,
-                    row.try_get("n")?,
-                ))
-            })
-            .collect::<Result<Vec<(i64, String, i64)>, sqlx::Error>>()?;
-        Ok(fold_analytics(query, rows))
+        let rows = analytics_select::<Sqlite>(query)
+            .build()
+            .fetch_all(&self.reader)
+            .await?;
+        analytics_from_rows(query, &rows)
     }
 
     async fn query_metrics(&self, query: &MetricQuery) -> Result<Page<MetricPoint>> {
@@ -393,17 +364,14 @@ impl Store for SqliteStore {
                     .push_bind(value.as_str());
             }
         }
-        push_window(
+        push_keyset_page(
             &mut select,
             &mut filter,
-            query.since_ms,
-            query.until_ms,
-            query.cursor.as_ref(),
+            (query.since_ms, query.until_ms),
+            query.cursor.as_ref().map(|c| (c.timestamp, c.id.as_str())),
             "id",
+            limit,
         );
-        select
-            .push(" ORDER BY timestamp DESC, id DESC LIMIT ")
-            .push_bind(i64::from(limit) + 1);
 
         let rows = select.build().fetch_all(&self.reader).await?;
         let points = rows
@@ -419,34 +387,5 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
-    }
-}
-
-/// Adds the time range `[since, until)` and the keyset cursor `(timestamp, id_column) <
-/// cursor` that every newest-first query shares.
-fn push_window<'args>(
-    select: &mut QueryBuilder<'args, Sqlite>,
-    filter: &mut Filter,
-    since: Option<i64>,
-    until: Option<i64>,
-    cursor: Option<&'args Cursor>,
-    id_column: &str,
-) {
-    if let Some(since) = since {
-        filter.and(select).push("timestamp >= ").push_bind(since);
-    }
-    if let Some(until) = until {
-        filter.and(select).push("timestamp < ").push_bind(until);
-    }
-    if let Some(cursor) = cursor {
-        filter
-            .and(select)
-            .push("(timestamp, ")
-            .push(id_column)
-            .push(") < (")
-            .push_bind(cursor.timestamp)
-            .push(", ")
-            .push_bind(cursor.id.as_str())
-            .push(")");
     }
 }

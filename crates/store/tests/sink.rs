@@ -208,6 +208,7 @@ fn start_sink(log: Arc<EmbeddedLog>, store: Arc<dyn Store>, batch_size: usize) -
     let config = SinkConfig {
         batch_size,
         retry_backoff: Duration::from_millis(20),
+        codec: None,
     };
     let task = tokio::spawn(sink::run(log, store, config, async move {
         let _ = stopped.await;
@@ -434,7 +435,7 @@ async fn stores_everything_once_and_resumes_after_restart(dir: &Path, store: Arc
         delivered.extend(replay.next_batch(10_000).await.expect("read"));
     }
     for attempt in 0..2 {
-        let outcome = sink::process_batch_outcome(store.as_ref(), &delivered)
+        let outcome = sink::process_batch_outcome(store.as_ref(), None, &delivered)
             .await
             .expect("process");
         assert_eq!(outcome.rejected, 0);
@@ -453,7 +454,7 @@ async fn stores_everything_once_and_resumes_after_restart(dir: &Path, store: Arc
                 duplicates: all_metric_offsets.len() as u64
             }
         );
-        let positions = sink::process_batch(store.as_ref(), &delivered)
+        let positions = sink::process_batch(store.as_ref(), None, &delivered)
             .await
             .expect("process");
         let mut got: Vec<(String, u32, u64)> = positions

@@ -5,8 +5,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use sightline_cache::{MemoryConfig, RedisConfig};
+use sightline_codec::CodecConfig;
 use sightline_ingest::IngestConfig;
-use sightline_log::LogConfig;
+use sightline_ingest::kafka_source::KafkaSourceConfig;
+use sightline_log::{KafkaConfig, LogConfig};
 use sightline_store::PgConfig;
 
 use crate::ApiConfig;
@@ -15,12 +17,14 @@ use crate::ApiConfig;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NodeConfig {
+    /// What this node does; several nodes with different roles share one cluster.
+    pub role: Role,
     /// Address the HTTP API listens on.
     pub http_addr: SocketAddr,
     /// Where the log and the database live.
     pub data_dir: PathBuf,
-    /// Embedded event log.
-    pub log: LogConfig,
+    /// Event log backend.
+    pub log: EventLogConfig,
     /// Ingestion edge limits.
     pub ingest: IngestConfig,
     /// HTTP limits.
@@ -29,8 +33,92 @@ pub struct NodeConfig {
     pub store: StoreConfig,
     /// Live cache settings.
     pub cache: CacheConfig,
+    /// Inputs besides the HTTP API, run by nodes that ingest.
+    pub sources: SourcesConfig,
     /// Log output.
     pub telemetry: TelemetryConfig,
+}
+
+/// What a node does. Every role serves `/health`, `/ready` and `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything in one process: the embedded default.
+    #[default]
+    All,
+    /// The ingestion endpoints: validate, append to the log, acknowledge.
+    Ingest,
+    /// The log consumers (store writer, live cache feeder). Several process nodes in one
+    /// consumer group split the partitions and take over from one another.
+    Process,
+    /// The query endpoints.
+    Api,
+}
+
+impl Role {
+    /// Serves the ingestion endpoints.
+    pub fn ingests(self) -> bool {
+        matches!(self, Role::All | Role::Ingest)
+    }
+
+    /// Runs the log consumers.
+    pub fn processes(self) -> bool {
+        matches!(self, Role::All | Role::Process)
+    }
+
+    /// Serves the query endpoints.
+    pub fn queries(self) -> bool {
+        matches!(self, Role::All | Role::Api)
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "all" => Ok(Role::All),
+            "ingest" => Ok(Role::Ingest),
+            "process" => Ok(Role::Process),
+            "api" => Ok(Role::Api),
+            other => Err(format!(
+                "unknown role '{other}': expected all, ingest, process or api"
+            )),
+        }
+    }
+}
+
+/// Which backend carries the event log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogKind {
+    /// Segment files in the data directory: the embedded default.
+    #[default]
+    Embedded,
+    /// A Kafka cluster, shared by every node.
+    Kafka,
+}
+
+/// Event log settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventLogConfig {
+    /// `embedded` (default) or `kafka`.
+    pub kind: LogKind,
+    /// Embedded log settings, used when `kind = "embedded"`.
+    pub embedded: LogConfig,
+    /// Kafka settings, used when `kind = "kafka"`.
+    pub kafka: KafkaConfig,
+    /// How record values are written: JSON (default) or Avro with a schema registry.
+    pub codec: CodecConfig,
+}
+
+/// Inputs besides the HTTP API.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SourcesConfig {
+    /// External Kafka topics to ingest (`[[sources.kafka]]`).
+    pub kafka: Vec<KafkaSourceConfig>,
 }
 
 /// Which backend holds the live cache (`metrics:live:*`, `analysis:*`, …).
@@ -79,9 +167,6 @@ pub struct StoreConfig {
     pub sqlite_path: PathBuf,
     /// Records the store consumer takes from the log per transaction.
     pub batch_size: usize,
-    /// Run the log → store consumer in this node. Off for a node that only ingests (its
-    /// records wait in the log for a node that consumes).
-    pub consume: bool,
 }
 
 /// Logging settings.
@@ -97,13 +182,15 @@ pub struct TelemetryConfig {
 impl Default for NodeConfig {
     fn default() -> Self {
         Self {
+            role: Role::All,
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./data"),
-            log: LogConfig::default(),
+            log: EventLogConfig::default(),
             ingest: IngestConfig::default(),
             api: ApiConfig::default(),
             store: StoreConfig::default(),
             cache: CacheConfig::default(),
+            sources: SourcesConfig::default(),
             telemetry: TelemetryConfig::default(),
         }
     }
@@ -116,7 +203,6 @@ impl Default for StoreConfig {
             postgres: PgConfig::default(),
             sqlite_path: PathBuf::from("sightline.db"),
             batch_size: 5000,
-            consume: true,
         }
     }
 }
@@ -135,16 +221,24 @@ impl NodeConfig {
     pub fn validate(&self) -> Result<(), String> {
         let checks = [
             (
-                self.log.segment_bytes >= 4096,
-                "log.segment_bytes must be at least 4096",
+                self.log.embedded.segment_bytes >= 4096,
+                "log.embedded.segment_bytes must be at least 4096",
             ),
             (
-                self.log.max_record_bytes >= 1024,
-                "log.max_record_bytes must be at least 1024",
+                self.log.embedded.max_record_bytes >= 1024,
+                "log.embedded.max_record_bytes must be at least 1024",
             ),
             (
-                self.log.queue_depth >= 1,
-                "log.queue_depth must be at least 1",
+                self.log.embedded.queue_depth >= 1,
+                "log.embedded.queue_depth must be at least 1",
+            ),
+            (
+                !self.log.kafka.brokers.trim().is_empty(),
+                "log.kafka.brokers must name at least one broker",
+            ),
+            (
+                self.log.kafka.replication_factor >= 1,
+                "log.kafka.replication_factor must be at least 1",
             ),
             (
                 self.ingest.max_in_flight_bytes >= 1024,
@@ -165,7 +259,11 @@ impl NodeConfig {
         ];
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, msg)) => Err((*msg).to_owned()),
-            None => Ok(()),
+            None => self
+                .log
+                .codec
+                .validate()
+                .map_err(|e| format!("log.codec: {e}")),
         }
     }
 

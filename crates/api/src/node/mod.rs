@@ -1,5 +1,7 @@
-//! One sightline node with embedded defaults: the event log and SQLite in the data
-//! directory, the store consumer, and the HTTP API — started together, stopped together.
+//! One sightline node: the event log, the store, the cache, the log consumers and the HTTP
+//! API — started together, stopped together. With the defaults everything is embedded (log
+//! and SQLite in the data directory, in-process cache); the configuration swaps in Kafka,
+//! PostgreSQL and Redis, and a [`Role`] splits the work over several nodes.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), sightline_api::NodeError> {
@@ -13,19 +15,24 @@
 
 mod config;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use sightline_cache::{Cache, MemoryCache, RedisCache, live};
-use sightline_ingest::Ingestor;
-use sightline_log::{EmbeddedLog, EventLog, LogError, TopicConfig};
+use sightline_codec::Codec;
+use sightline_ingest::{Ingestor, kafka_source};
+use sightline_log::{EmbeddedLog, EventLog, KafkaLog, LogError, TopicConfig};
 use sightline_model::{Clock, topics};
 use sightline_store::{PgStore, SqliteStore, Store, StoreError, sink};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use config::{CacheConfig, CacheKind, NodeConfig, StoreConfig, StoreKind, TelemetryConfig};
+pub use config::{
+    CacheConfig, CacheKind, EventLogConfig, LogKind, NodeConfig, Role, StoreConfig, StoreKind,
+    TelemetryConfig,
+};
 
 use crate::{AppState, router, serve};
 
@@ -68,11 +75,7 @@ impl Node {
         prometheus: Option<PrometheusHandle>,
     ) -> Result<Node, NodeError> {
         config.validate().map_err(NodeError::Config)?;
-        let log_dir = config.data_dir.join("log");
-        let log_config = config.log.clone();
-        let log = tokio::task::spawn_blocking(move || EmbeddedLog::open(&log_dir, log_config))
-            .await
-            .map_err(|_| LogError::Closed)??;
+        let log = open_log(&config).await?;
         for t in topics::BUILTIN {
             let topic = TopicConfig {
                 partitions: t.partitions,
@@ -81,7 +84,6 @@ impl Node {
             };
             log.create_topic(t.name, topic).await?;
         }
-        let log: Arc<dyn EventLog> = Arc::new(log);
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
         let mut threads = Vec::new();
@@ -117,35 +119,55 @@ impl Node {
                     .map_err(|e| NodeError::Config(format!("cache: {e}")))?,
             ),
         };
-        if config.store.consume {
-            let (feed_log, feed_cache, mut stopped) =
-                (log.clone(), cache.clone(), stop.subscribe());
-            threads.push(on_own_thread(
-                "sightline-live-metrics",
-                move || async move {
-                    let until_stopped = async move {
-                        let _ = stopped.wait_for(|s| *s).await;
-                    };
-                    if let Err(e) = live::run(feed_log, feed_cache, until_stopped).await {
-                        tracing::error!(error = %e, "live metrics feeder stopped");
-                    }
-                },
-            )?);
+        let codec = Codec::new(&config.log.codec)
+            .map_err(|e| NodeError::Config(format!("log.codec: {e}")))?;
+        if config.role.processes() {
+            let (feed_log, feed_cache, feed_codec, stopped) =
+                (log.clone(), cache.clone(), codec.clone(), stop.subscribe());
+            threads.push(on_own_thread("sightline-live-metrics", move || {
+                supervised(
+                    "live metrics feeder".into(),
+                    stopped,
+                    move |until_stopped| {
+                        let codec = Some(feed_codec.clone());
+                        live::run(feed_log.clone(), feed_cache.clone(), codec, until_stopped)
+                    },
+                )
+            })?);
             let sink_config = sink::SinkConfig {
                 batch_size: config.store.batch_size,
+                codec: Some(codec.clone()),
                 ..sink::SinkConfig::default()
             };
             let (log, store, stopped) = (log.clone(), store.clone(), stop.subscribe());
             threads.push(on_own_thread("sightline-store-consumer", move || {
-                store_consumer(log, store, sink_config, stopped)
+                supervised("store consumer".into(), stopped, move |until_stopped| {
+                    sink::run(
+                        log.clone(),
+                        store.clone(),
+                        sink_config.clone(),
+                        until_stopped,
+                    )
+                })
             })?);
         }
 
-        let ingestor = Arc::new(Ingestor::new(
-            log.clone(),
-            Clock::system(),
-            config.ingest.clone(),
-        ));
+        let ingestor = Arc::new(
+            Ingestor::new(log.clone(), Clock::system(), config.ingest.clone()).with_codec(codec),
+        );
+        if config.role.ingests() {
+            for source in &config.sources.kafka {
+                let (source, ingestor) = (source.clone(), ingestor.clone());
+                let name = format!("Kafka source '{}'", source.topic);
+                tasks.push(tokio::spawn(supervised(
+                    name,
+                    stop.subscribe(),
+                    move |until_stopped| {
+                        kafka_source::run(source.clone(), ingestor.clone(), until_stopped)
+                    },
+                )));
+            }
+        }
         let state = AppState {
             ingestor,
             store,
@@ -167,12 +189,19 @@ impl Node {
         tasks.push(tokio::spawn({
             let stop = until_stopped();
             async move {
-                if let Err(e) = serve(listener, router(state), stop).await {
+                if let Err(e) = serve(listener, router(state, config.role), stop).await {
                     tracing::error!(error = %e, "HTTP server failed");
                 }
             }
         }));
-        tracing::info!(%addr, data_dir = %config.data_dir.display(), "sightline node started");
+        tracing::info!(
+            %addr,
+            role = ?config.role,
+            log = ?config.log.kind,
+            store = ?config.store.kind,
+            cache = ?config.cache.kind,
+            "sightline node started"
+        );
         Ok(Node {
             addr,
             stop,
@@ -198,6 +227,20 @@ impl Node {
     }
 }
 
+/// Opens the configured event log backend.
+async fn open_log(config: &NodeConfig) -> Result<Arc<dyn EventLog>, NodeError> {
+    Ok(match config.log.kind {
+        LogKind::Embedded => {
+            let (dir, settings) = (config.data_dir.join("log"), config.log.embedded.clone());
+            let log = tokio::task::spawn_blocking(move || EmbeddedLog::open(&dir, settings))
+                .await
+                .map_err(|_| LogError::Closed)??;
+            Arc::new(log)
+        }
+        LogKind::Kafka => Arc::new(KafkaLog::connect(config.log.kafka.clone())?),
+    })
+}
+
 /// Runs a background job on its own thread with a single-threaded runtime. Processing
 /// (decoding and writing large batches) then never occupies an HTTP worker between two
 /// awaits; the OS shares the cores between acknowledging and storing. The future is built
@@ -217,24 +260,24 @@ where
         .map_err(|e| NodeError::Config(format!("cannot start {name}: {e}")))
 }
 
-/// The log → store consumer, supervised: a failed consumer resumes from its committed
-/// offsets after a pause, until the node stops.
-async fn store_consumer(
-    log: Arc<dyn EventLog>,
-    store: Arc<dyn Store>,
-    config: sink::SinkConfig,
-    mut stopped: watch::Receiver<bool>,
-) {
+/// Runs a log consumer, supervised: `run` gets a future that completes when the node
+/// stops; a consumer that fails resumes from its committed offsets after a pause.
+async fn supervised<F, Fut, E>(what: String, mut stopped: watch::Receiver<bool>, mut run: F)
+where
+    F: FnMut(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
     loop {
         let mut rx = stopped.clone();
-        let until_stopped = async move {
+        let until_stopped = Box::pin(async move {
             let _ = rx.wait_for(|s| *s).await;
-        };
-        match sink::run(log.clone(), store.clone(), config.clone(), until_stopped).await {
+        });
+        match run(until_stopped).await {
             Ok(()) => break,
             Err(_) if *stopped.borrow_and_update() => break,
             Err(e) => {
-                tracing::error!(error = %e, "store consumer failed; restarting in 1 s");
+                tracing::error!(error = %e, "{what} failed; restarting in 1 s");
                 tokio::select! {
                     _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
                     _ = stopped.wait_for(|s| *s) => break,

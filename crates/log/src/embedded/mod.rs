@@ -17,7 +17,6 @@ mod groups;
 mod partition;
 mod segment;
 mod subscription;
-mod telemetry;
 mod writer;
 
 use std::collections::HashMap;
@@ -34,6 +33,7 @@ use self::groups::GroupStore;
 use self::partition::{Chunk, Partition};
 use self::subscription::EmbeddedSubscription;
 use self::writer::{Command, Writer};
+use crate::telemetry;
 use crate::{
     EventLog, LogError, Offset, PartitionStats, Record, Result, Subscription, TopicConfig,
     TopicStats, partition_for,

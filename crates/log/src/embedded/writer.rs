@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::Topic;
 use super::partition::Chunk;
 use super::segment::Segment;
-use super::telemetry;
+use crate::telemetry;
 use crate::{LogError, Offset, Result};
 
 /// When appends are made durable.

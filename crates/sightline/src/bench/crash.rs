@@ -2,6 +2,11 @@
 //! events with unique ids; the node is killed with SIGKILL at random moments and restarted
 //! on the same data directory. At the end every id that got a 2xx must be in the store
 //! exactly once — the "ack means durable" guarantee, checked end to end.
+//!
+//! With `--process-nodes N` (on Kafka and PostgreSQL) it runs a cluster instead: an ingest
+//! node, an api node and N process nodes in one consumer group. Each kill stops a process
+//! node for good (at least one survives), so the survivors must take over its partitions
+//! from the committed offsets and finish the stream.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -15,6 +20,7 @@ use anyhow::Context;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
+use super::backends::BackendArgs;
 use super::{emit, http};
 
 /// Options of `sightline bench crash`.
@@ -44,11 +50,25 @@ pub struct CrashArgs {
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     json: bool,
+    /// Run a cluster with this many process nodes (0: one node with every role).
+    #[arg(long, default_value_t = 0)]
+    process_nodes: usize,
+    /// In a cluster, restart each killed process node (it rejoins the consumer group);
+    /// without it the survivors must finish the stream alone.
+    #[arg(long)]
+    restart_killed: bool,
+    #[command(flatten)]
+    backends: BackendArgs,
 }
 
 /// What the harness found.
 #[derive(Debug, Serialize)]
 pub struct CrashReport {
+    backend: String,
+    process_nodes: usize,
+    /// Per kill, the events each live process node had stored just before it (all
+    /// non-zero: the partitions were split between the nodes); the first is the victim.
+    stored_at_kills: Vec<Vec<u64>>,
     acknowledged: u64,
     sent: u64,
     kills: u32,
@@ -67,6 +87,11 @@ impl fmt::Display for CrashReport {
             "crash test: {}",
             if self.passed { "PASSED" } else { "FAILED" }
         )?;
+        writeln!(f, "  backend                {}", self.backend)?;
+        if self.process_nodes > 0 {
+            writeln!(f, "  process nodes          {}", self.process_nodes)?;
+            writeln!(f, "  stored per node, kills {:?}", self.stored_at_kills)?;
+        }
         writeln!(f, "  kills (SIGKILL)        {}", self.kills)?;
         writeln!(f, "  events sent            {}", self.sent)?;
         writeln!(f, "  events acknowledged    {}", self.acknowledged)?;
@@ -78,14 +103,37 @@ impl fmt::Display for CrashReport {
     }
 }
 
-/// The node under test, restarted on the same directory and port after every kill.
+/// A node under test, restarted on the same directory and port after every kill.
 struct NodeProcess {
     dir: PathBuf,
     addr: String,
+    role: &'static str,
+    env: Vec<(&'static str, String)>,
     child: Option<tokio::process::Child>,
 }
 
 impl NodeProcess {
+    async fn new(
+        dir: PathBuf,
+        role: &'static str,
+        env: Vec<(&'static str, String)>,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        let mut node = Self {
+            dir,
+            addr: format!("127.0.0.1:{}", free_port()?),
+            role,
+            env,
+            child: None,
+        };
+        node.start().await?;
+        Ok(node)
+    }
+
+    fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
     async fn start(&mut self) -> anyhow::Result<()> {
         let exe = std::env::current_exe().context("locating the sightline binary")?;
         let log = std::fs::OpenOptions::new()
@@ -93,12 +141,23 @@ impl NodeProcess {
             .append(true)
             .open(self.dir.join("node.log"))
             .context("opening node.log")?;
-        let child = tokio::process::Command::new(exe)
-            .args(["run", "--data-dir"])
+        let mut command = tokio::process::Command::new(exe);
+        // The harness decides the configuration: nothing from the caller's environment.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("SIGHTLINE_") {
+                command.env_remove(key);
+            }
+        }
+        let child = command
+            .args(["run", "--role", self.role, "--data-dir"])
             .arg(&self.dir)
             .args(["--http-addr", &self.addr])
-            .env_remove("SIGHTLINE_CONFIG")
-            .env("RUST_LOG", "warn")
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            // Quiet by default; BENCH_NODE_LOG=debug to see inside the nodes.
+            .env(
+                "RUST_LOG",
+                std::env::var("BENCH_NODE_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -162,6 +221,96 @@ async fn post_batch(client: &reqwest::Client, base: &str, body: &[u8]) -> Option
     )
 }
 
+/// How long a killed process node stays down: beyond the bench's session timeout (6 s).
+const RESTART_AFTER: Duration = Duration::from_secs(8);
+
+/// Waits until every process node has stored events — the consumer group has split the
+/// partitions between them — and returns how many each stored.
+async fn wait_until_all_store(
+    client: &reqwest::Client,
+    nodes: &[NodeProcess],
+) -> anyhow::Result<Vec<u64>> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let mut stored = Vec::with_capacity(nodes.len());
+        for node in nodes {
+            stored.push(http::stored_by_node(client, &node.base()).await?);
+        }
+        if stored.iter().all(|n| *n > 0) {
+            return Ok(stored);
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the process nodes never split the partitions: stored {stored:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The nodes of one run: `edge` takes the clients' requests, `reader` answers the final
+/// store query, `victims` are the process nodes that get killed (none: the one node, which
+/// is killed and restarted).
+struct Topology {
+    edge: NodeProcess,
+    reader: Option<NodeProcess>,
+    victims: Vec<NodeProcess>,
+}
+
+impl Topology {
+    async fn start(args: &CrashArgs, dir: &std::path::Path) -> anyhow::Result<(Self, String)> {
+        let backends = args.backends.each();
+        anyhow::ensure!(backends.len() == 1, "bench crash runs on one --log backend");
+        let backend = backends[0].clone();
+        let env = backend.env();
+        if args.process_nodes == 0 {
+            let node = NodeProcess::new(dir.to_owned(), "all", env).await?;
+            return Ok((
+                Self {
+                    edge: node,
+                    reader: None,
+                    victims: Vec::new(),
+                },
+                backend.label(),
+            ));
+        }
+        anyhow::ensure!(
+            backend.log == sightline_api::LogKind::Kafka,
+            "several process nodes share partitions through Kafka: add --log kafka"
+        );
+        anyhow::ensure!(
+            args.restart_killed || args.kills < args.process_nodes as u32,
+            "--kills must leave at least one of the {} process nodes alive (or add --restart-killed)",
+            args.process_nodes
+        );
+        let edge = NodeProcess::new(dir.join("ingest"), "ingest", env.clone()).await?;
+        let reader = NodeProcess::new(dir.join("api"), "api", env.clone()).await?;
+        let mut victims = Vec::new();
+        for i in 0..args.process_nodes {
+            victims.push(
+                NodeProcess::new(dir.join(format!("process-{i}")), "process", env.clone()).await?,
+            );
+        }
+        Ok((
+            Self {
+                edge,
+                reader: Some(reader),
+                victims,
+            },
+            backend.label(),
+        ))
+    }
+
+    fn all(&mut self) -> impl Iterator<Item = &mut NodeProcess> {
+        std::iter::once(&mut self.edge)
+            .chain(self.reader.as_mut())
+            .chain(self.victims.iter_mut())
+    }
+
+    fn reader(&self) -> &NodeProcess {
+        self.reader.as_ref().unwrap_or(&self.edge)
+    }
+}
+
 pub async fn run(args: CrashArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let (dir, temporary) = match &args.data_dir {
@@ -176,18 +325,14 @@ pub async fn run(args: CrashArgs) -> anyhow::Result<ExitCode> {
         ),
     };
     std::fs::create_dir_all(&dir)?;
-    let addr = format!("127.0.0.1:{}", free_port()?);
-    let base = format!("http://{addr}");
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()?;
-    let mut node = NodeProcess {
-        dir: dir.clone(),
-        addr,
-        child: None,
-    };
-    node.start().await?;
-    http::wait_healthy(&client, &base, Duration::from_secs(60)).await?;
+    let (mut nodes, backend) = Topology::start(&args, &dir).await?;
+    for node in nodes.all() {
+        http::wait_healthy(&client, &node.base(), Duration::from_secs(60)).await?;
+    }
+    let base = nodes.edge.base();
 
     let acked = Arc::new(Mutex::new(HashSet::<String>::new()));
     let sent = Arc::new(AtomicU64::new(0));
@@ -239,20 +384,46 @@ pub async fn run(args: CrashArgs) -> anyhow::Result<ExitCode> {
     }
 
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
-    for _ in 0..args.kills {
+    let mut stored_at_kills = Vec::new();
+    for k in 0..args.kills as usize {
         tokio::time::sleep(Duration::from_millis(rng.random_range(200..1200))).await;
-        node.kill().await?;
-        node.start().await?;
-        http::wait_healthy(&client, &base, Duration::from_secs(60)).await?;
+        if nodes.victims.is_empty() {
+            let node = &mut nodes.edge;
+            node.kill().await?;
+            node.start().await?;
+            http::wait_healthy(&client, &node.base(), Duration::from_secs(60)).await?;
+        } else {
+            stored_at_kills.push(wait_until_all_store(&client, &nodes.victims).await?);
+            if args.restart_killed {
+                let victim = k % nodes.victims.len();
+                // The victim's count goes first in the report.
+                if let Some(stored) = stored_at_kills.last_mut() {
+                    stored.swap(0, victim);
+                }
+                let node = &mut nodes.victims[victim];
+                node.kill().await?;
+                // Stay down past the group's session timeout, so the dead member has left
+                // before its successor joins: a rejoin within that window can leave
+                // partitions assigned to the dead member on some coordinators (tansu 0.6).
+                tokio::time::sleep(RESTART_AFTER).await;
+                node.start().await?;
+                http::wait_healthy(&client, &node.base(), Duration::from_secs(60)).await?;
+            } else {
+                nodes.victims.remove(0).kill().await?;
+            }
+        }
     }
     kills_done.store(true, Ordering::Release);
     for c in clients {
         c.await?;
     }
 
-    http::wait_store_caught_up(&client, &base, Duration::from_secs(300)).await?;
-    let stored = http::stored_event_ids(&client, &base).await?;
-    node.kill().await?;
+    let reader = nodes.reader().base();
+    http::wait_store_caught_up(&client, &reader, Duration::from_secs(300)).await?;
+    let stored = http::stored_event_ids(&client, &reader).await?;
+    for node in nodes.all() {
+        node.kill().await?;
+    }
 
     let acked = acked.lock().map(|a| a.clone()).unwrap_or_default();
     let batches = next_batch.load(Ordering::Relaxed);
@@ -263,6 +434,9 @@ pub async fn run(args: CrashArgs) -> anyhow::Result<ExitCode> {
         matches!((seq, idx), (Some(s), Some(i)) if s < batches && i < args.batch.max(1))
     };
     let report = CrashReport {
+        backend,
+        process_nodes: args.process_nodes,
+        stored_at_kills,
         acknowledged: acked.len() as u64,
         sent: sent.load(Ordering::Relaxed),
         kills: args.kills,
@@ -276,7 +450,8 @@ pub async fn run(args: CrashArgs) -> anyhow::Result<ExitCode> {
     let passed = report.missing == 0
         && report.duplicates == 0
         && report.unexpected == 0
-        && report.acknowledged >= args.events;
+        && report.acknowledged >= args.events
+        && report.stored_at_kills.iter().flatten().all(|n| *n > 0);
     let report = CrashReport { passed, ..report };
     emit(&report, args.json)?;
     if temporary && passed {

@@ -48,8 +48,14 @@ pub async fn wait_healthy(
     .await
 }
 
-/// The store consumer's lag on `system-events`, from `/metrics`.
-pub async fn store_lag(client: &reqwest::Client, base: &str) -> anyhow::Result<Option<u64>> {
+/// The values of the `/metrics` samples named `name` whose labels include every one of
+/// `labels` (`key="value"` pairs).
+async fn samples(
+    client: &reqwest::Client,
+    base: &str,
+    name: &str,
+    labels: &[&str],
+) -> anyhow::Result<Vec<f64>> {
     let text = client
         .get(format!("{base}/metrics"))
         .send()
@@ -58,10 +64,38 @@ pub async fn store_lag(client: &reqwest::Client, base: &str) -> anyhow::Result<O
         .await?;
     Ok(text
         .lines()
-        .filter(|l| l.starts_with("sightline_consumer_lag_records{"))
-        .filter(|l| l.contains("group=\"store\"") && l.contains("topic=\"system-events\""))
-        .find_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .map(|v| v as u64))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{'))
+        })
+        .filter(|l| labels.iter().all(|label| l.contains(label)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .collect())
+}
+
+/// The store consumer's lag on `system-events`, from `/metrics`.
+pub async fn store_lag(client: &reqwest::Client, base: &str) -> anyhow::Result<Option<u64>> {
+    let lag = samples(
+        client,
+        base,
+        "sightline_consumer_lag_records",
+        &["group=\"store\"", "topic=\"system-events\""],
+    )
+    .await?;
+    Ok(lag.first().map(|v| *v as u64))
+}
+
+/// Events this node's store consumer wrote, from its `/metrics`.
+pub async fn stored_by_node(client: &reqwest::Client, base: &str) -> anyhow::Result<u64> {
+    let label = format!("table=\"{}\"", sightline_store::sink::TABLE_EVENTS);
+    let written = samples(
+        client,
+        base,
+        sightline_store::sink::METRIC_WRITTEN,
+        &[&label],
+    )
+    .await?;
+    Ok(written.iter().sum::<f64>() as u64)
 }
 
 /// Waits until the store consumer has caught up with `system-events`.

@@ -1,6 +1,7 @@
 //! `sightline bench …`: whole-system measurements. Every command prints a human summary,
 //! or with `--json` one JSON object with the figures.
 
+mod backends;
 mod crash;
 mod http;
 mod ingest;

@@ -1,0 +1,347 @@
+//! The Kafka backend against a real Kafka-protocol broker: the shared `EventLog` contract
+//! (`conformance/mod.rs`), consumer-group rebalancing between two members, and a broker
+//! killed with SIGKILL and restarted under a stream of appends.
+//!
+//! The broker is the one `./scripts/test.sh` starts on `SIGHTLINE_TEST_KAFKA_BROKERS`
+//! (default `127.0.0.1:19092`); the restart test runs its own `tansu` with SQLite storage.
+
+#![allow(clippy::unwrap_used)]
+
+#[macro_use]
+mod conformance;
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use conformance::{PATIENCE, read_n, record};
+use sightline_log::{
+    Delivered, EventLog, KafkaConfig, KafkaLog, Record, TopicConfig, next_positions,
+};
+use tokio::sync::{mpsc, watch};
+
+fn brokers() -> String {
+    std::env::var("SIGHTLINE_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into())
+}
+
+fn config(brokers: String) -> KafkaConfig {
+    KafkaConfig {
+        brokers,
+        // The broker's minimum: a departed member's partitions move on within seconds.
+        session_timeout_ms: 6_000,
+        ..KafkaConfig::default()
+    }
+}
+
+/// A name no other test run on the shared broker uses.
+fn unique(what: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{what}-{}-{nanos}", std::process::id())
+}
+
+async fn kafka_backend() -> (Arc<dyn EventLog>, String, ()) {
+    let log = KafkaLog::connect(config(brokers())).expect("Kafka clients");
+    (Arc::new(log), unique("t"), ())
+}
+
+mod contract {
+    use super::*;
+    log_conformance_tests!(kafka_backend);
+}
+
+/// What a reader task saw.
+struct Seen {
+    member: usize,
+    delivered: Vec<Delivered>,
+    revoked: usize,
+}
+
+/// Reads, commits after every batch and reports, until told to stop.
+fn spawn_reader(
+    member: usize,
+    log: Arc<dyn EventLog>,
+    group: String,
+    topic: String,
+    report: mpsc::Sender<Seen>,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut sub = log.subscribe(&group, &[&topic]).await.expect("subscribe");
+        loop {
+            let batch = tokio::select! {
+                b = sub.next_batch(100) => b.expect("next_batch"),
+                _ = tokio::time::sleep(Duration::from_millis(200)) => Vec::new(),
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            if !batch.is_empty() {
+                sub.commit(&next_positions(&batch)).await.expect("commit");
+            }
+            let revoked = sub.take_revoked().len();
+            if (!batch.is_empty() || revoked > 0)
+                && report
+                    .send(Seen {
+                        member,
+                        delivered: batch,
+                        revoked,
+                    })
+                    .await
+                    .is_err()
+            {
+                return;
+            }
+        }
+    })
+}
+
+/// Appends `n` records keyed over 40 keys (so every partition gets some).
+async fn append_spread(log: &dyn EventLog, topic: &str, from: usize, n: usize) -> usize {
+    let records: Vec<Record> = (from..from + n)
+        .map(|i| record(&format!("key-{}", i % 40), i))
+        .collect();
+    log.append(topic, records).await.expect("append").len()
+}
+
+#[tokio::test]
+async fn two_members_split_partitions_and_the_survivor_takes_over() {
+    let log: Arc<dyn EventLog> = Arc::new(KafkaLog::connect(config(brokers())).unwrap());
+    let topic = unique("split");
+    let group = unique("g");
+    log.create_topic(&topic, TopicConfig::with_partitions(4))
+        .await
+        .unwrap();
+    let (report, mut seen) = mpsc::channel(1024);
+    let (stop_a, stopped_a) = watch::channel(false);
+    let (stop_b, stopped_b) = watch::channel(false);
+    let a = spawn_reader(
+        0,
+        log.clone(),
+        group.clone(),
+        topic.clone(),
+        report.clone(),
+        stopped_a,
+    );
+    let b = spawn_reader(
+        1,
+        log.clone(),
+        group.clone(),
+        topic.clone(),
+        report,
+        stopped_b,
+    );
+
+    // Phase 1: keep appending until both members have received records — the group
+    // then has split the partitions between them.
+    let mut appended = 0;
+    let mut got: HashMap<(u32, u64), usize> = HashMap::new();
+    let mut by_member = [BTreeSet::new(), BTreeSet::new()];
+    let mut revocations = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while by_member.iter().any(BTreeSet::is_empty) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the group never split"
+        );
+        appended += append_spread(&*log, &topic, appended, 40).await;
+        while let Ok(Some(s)) = tokio::time::timeout(Duration::from_millis(300), seen.recv()).await
+        {
+            revocations += s.revoked;
+            for d in s.delivered {
+                by_member[s.member].insert(d.partition);
+                *got.entry((d.partition, d.offset)).or_default() += 1;
+            }
+        }
+    }
+    let (pa, pb) = (&by_member[0], &by_member[1]);
+    assert!(
+        pa.len() + pb.len() >= 4,
+        "together they read every partition: {pa:?} {pb:?}"
+    );
+
+    // Phase 2: member b leaves; a takes over b's partitions from b's commits.
+    stop_b.send(true).unwrap();
+    b.await.unwrap();
+    appended += append_spread(&*log, &topic, appended, 400).await;
+    let deadline = tokio::time::Instant::now() + PATIENCE * 2;
+    while got.len() < appended {
+        let s = tokio::time::timeout_at(deadline, seen.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {appended} records delivered", got.len()))
+            .unwrap();
+        revocations += s.revoked;
+        for d in s.delivered {
+            assert_eq!(s.member, 0, "b has left");
+            *got.entry((d.partition, d.offset)).or_default() += 1;
+        }
+    }
+    stop_a.send(true).unwrap();
+    a.await.unwrap();
+    assert!(revocations > 0, "a rebalance revoked partitions");
+
+    // Nothing lost; everything committed up to the end.
+    let stats = log.stats().await.unwrap();
+    let t = stats.iter().find(|t| t.name == topic).unwrap();
+    let total: u64 = t.partitions.iter().map(|p| p.end_offset).sum();
+    assert_eq!(total as usize, appended);
+    assert_eq!(got.len(), appended, "every record delivered");
+    let committed = log.committed(&group, &topic).await.unwrap();
+    for p in &t.partitions {
+        assert_eq!(
+            committed[p.partition as usize],
+            Some(p.end_offset),
+            "partition {} committed to its end",
+            p.partition
+        );
+    }
+    let redelivered = got.values().filter(|n| **n > 1).count();
+    // At-least-once: only records in flight during a rebalance can come twice.
+    assert!(redelivered <= 200, "{redelivered} records redelivered");
+}
+
+/// A `tansu` broker with SQLite storage in `dir`, on its own port.
+struct Broker {
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Broker {
+    fn binary() -> PathBuf {
+        if let Ok(path) = std::env::var("TANSU_BIN") {
+            return path.into();
+        }
+        let home = std::env::var("HOME").unwrap_or_default();
+        let installed = Path::new(&home).join(".cargo/bin/tansu");
+        if installed.exists() {
+            installed
+        } else {
+            panic!("tansu is not installed: run ./scripts/test.sh, which installs it")
+        }
+    }
+
+    fn start(dir: &Path, port: u16) -> Self {
+        let mut broker = Self {
+            dir: dir.to_owned(),
+            port,
+            child: None,
+        };
+        broker.restart();
+        broker
+    }
+
+    fn restart(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::File::create(self.dir.join("tansu.log")).unwrap();
+        let child = Command::new(Self::binary())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "sqlite://tansu.db",
+            ])
+            .current_dir(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start tansu");
+        self.child = Some(child);
+        for _ in 0..200 {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("tansu did not start listening on port {}", self.port);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test]
+async fn a_broker_killed_mid_stream_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = 20_000 + (std::process::id() % 10_000) as u16;
+    let mut broker = Broker::start(dir.path(), port);
+    let log = Arc::new(KafkaLog::connect(config(format!("127.0.0.1:{port}"))).unwrap());
+    let topic = unique("restart");
+    log.create_topic(&topic, TopicConfig::with_partitions(2))
+        .await
+        .unwrap();
+
+    // A producer appending batches of 10 until told to stop; it keeps what was
+    // acknowledged. Appends that fail during the outage were never acknowledged.
+    let (stop, mut stopped) = watch::channel(false);
+    let producer = tokio::spawn({
+        let (log, topic) = (log.clone(), topic.clone());
+        async move {
+            let (mut acked, mut failed, mut next) = (Vec::new(), 0usize, 0usize);
+            while !*stopped.borrow_and_update() {
+                let batch: Vec<Record> = (next..next + 10)
+                    .map(|i| record(&format!("k{}", i % 7), i))
+                    .collect();
+                match log.append(&topic, batch.clone()).await {
+                    Ok(_) => acked.extend(batch.into_iter().map(|r| r.value)),
+                    Err(_) => failed += 1,
+                }
+                next += 10;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            (acked, failed)
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    broker.kill();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    broker.restart();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.send(true).unwrap();
+    let (acked, failed) = producer.await.unwrap();
+    assert!(!acked.is_empty());
+
+    let mut sub = log.subscribe(&unique("g"), &[&topic]).await.unwrap();
+    let stats = log.stats().await.unwrap();
+    let end: u64 = stats
+        .iter()
+        .find(|t| t.name == topic)
+        .unwrap()
+        .partitions
+        .iter()
+        .map(|p| p.end_offset - p.start_offset)
+        .sum();
+    let stored: BTreeSet<Vec<u8>> = read_n(&mut sub, end as usize)
+        .await
+        .into_iter()
+        .map(|d| d.record.value)
+        .collect();
+    let missing: Vec<String> = acked
+        .iter()
+        .filter(|v| !stored.contains(*v))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged records lost across the restart ({failed} appends failed): {:?}",
+        missing.len(),
+        acked.len(),
+        &missing[..missing.len().min(5)]
+    );
+}
