@@ -6,6 +6,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use sightline_auth::AuthError;
 use sightline_ingest::{BatchReport, IngestError, ItemOutcome};
 use sightline_model::ValidationError;
 
@@ -38,6 +39,10 @@ pub enum ApiError {
         /// Seconds to wait.
         retry_after: u64,
     },
+    /// Authentication or authorization refused the request (401, 403, 429), or an account
+    /// change is invalid (400), conflicting (409) or about nothing (404).
+    #[error("{0}")]
+    Auth(#[from] sightline_auth::AuthError),
     /// A fault on our side (500); the details go to the log only.
     #[error("internal error")]
     Internal(String),
@@ -94,6 +99,31 @@ impl ApiError {
                 "overloaded",
                 "Service overloaded",
             ),
+            ApiError::Auth(e) => match e {
+                AuthError::Unauthenticated(_) => (
+                    StatusCode::UNAUTHORIZED,
+                    "unauthenticated",
+                    "Authentication required",
+                ),
+                AuthError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+                AuthError::Throttled { .. } => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too-many-requests",
+                    "Too many requests",
+                ),
+                AuthError::Invalid(_) => (
+                    StatusCode::BAD_REQUEST,
+                    "invalid-request",
+                    "Invalid request",
+                ),
+                AuthError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+                AuthError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+                AuthError::Config(_) | AuthError::Store(_) => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "Internal error",
+                ),
+            },
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -139,6 +169,26 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = %msg, "request failed");
                 "the server could not complete the request; see its log".to_owned()
             }
+            // Say little to a caller who failed to authenticate; the reason goes to the log.
+            ApiError::Auth(AuthError::Unauthenticated(reason)) => {
+                tracing::debug!(%reason, "request refused: unauthenticated");
+                "missing, invalid or expired credentials".to_owned()
+            }
+            ApiError::Auth(AuthError::Forbidden(reason)) => reason.clone(),
+            ApiError::Auth(AuthError::Invalid(e)) => {
+                errors.push(ItemError {
+                    index: None,
+                    field: e.field.clone(),
+                    reason: e.reason.clone(),
+                });
+                e.to_string()
+            }
+            ApiError::Auth(AuthError::Throttled { reason, .. }) => reason.clone(),
+            ApiError::Auth(AuthError::Conflict(what) | AuthError::NotFound(what)) => what.clone(),
+            ApiError::Auth(e @ (AuthError::Config(_) | AuthError::Store(_))) => {
+                tracing::error!(error = %e, "request failed");
+                "the server could not complete the request; see its log".to_owned()
+            }
             other => other.to_string(),
         };
         let problem = Problem {
@@ -155,10 +205,22 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let ApiError::Unavailable { retry_after, .. } = self {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        let headers = response.headers_mut();
+        match self {
+            ApiError::Unavailable { retry_after, .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            }
+            ApiError::Auth(AuthError::Throttled { retry_after, .. }) => {
+                let secs = sightline_auth::retry_after_secs(retry_after).max(1);
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            ApiError::Auth(AuthError::Unauthenticated(_)) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"sightline\""),
+                );
+            }
+            _ => {}
         }
         response
     }

@@ -4,7 +4,7 @@
 //! [`Node`] wires a whole embedded-defaults node (log, store, store consumer, API) from one
 //! [`NodeConfig`]. [`router`] builds the whole API from an [`AppState`] (the [`Ingestor`], the [`Store`],
 //! the [`EventLog`] and the Prometheus handle); [`serve`] runs it until a shutdown signal.
-//! Routes are grouped by resource under [`routes`], each module with its own `router()`.
+//! Routes are grouped by resource under [`mod@routes`], each module with its own `routes()`.
 //! Every error leaves as an RFC 9457 `application/problem+json` document ([`ApiError`]);
 //! every response carries the request's correlation id in `X-Request-Id`.
 //!
@@ -20,19 +20,31 @@
 //! | `GET /api/v1/metrics` | raw metric points |
 //! | `GET /api/v1/metrics/live` (alias `/api/metrics/live`) | a service's newest 100 points, from the cache (store fallback) |
 //! | `GET /health`, `/ready`, `/metrics` | liveness, readiness, Prometheus |
+//! | `POST /api/v1/auth/{login,refresh,logout,bootstrap,password}`, `GET /api/v1/auth/me` | sessions |
+//! | `GET/POST /api/v1/users`, `PATCH /api/v1/users/{username}` | users (admin) |
+//! | `GET/POST /api/v1/keys`, `DELETE /api/v1/keys/{id}` | API keys (admin) |
+//! | `GET /api/v1/audit` | the audit trail (admin) |
+//!
+//! Every routed request first passes the auth guard ([`auth`]): the caller is identified
+//! (JWT or API key) and checked against the route policy table
+//! ([`auth::policy::POLICY`]), before any handler or body parsing runs.
 
+pub mod auth;
 mod body;
 mod error;
+mod headers;
 mod node;
 mod request_id;
 pub mod routes;
 mod telemetry;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
+use sightline_auth::Auth;
 use sightline_ingest::Ingestor;
 use sightline_log::EventLog;
 use sightline_store::Store;
@@ -40,17 +52,24 @@ use sightline_store::Store;
 pub use error::ApiError;
 pub use node::{
     CacheConfig, CacheKind, EventLogConfig, LogKind, Node, NodeConfig, NodeError, Role,
-    StoreConfig, StoreKind, TelemetryConfig,
+    StoreConfig, StoreKind, TelemetryConfig, open_store,
 };
+pub use routes::Routes;
+pub use tls::TlsConfig;
 
-/// Limits of the HTTP layer.
+/// Limits and transport of the HTTP layer.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiConfig {
-    /// Largest request body accepted, in bytes (larger: 413).
+    /// Largest request body accepted on ingestion routes, in bytes (larger: 413). Account
+    /// and session routes accept at most 64 KiB.
     pub max_body_bytes: usize,
     /// Seconds a request may take before it is answered with 503.
     pub request_timeout_secs: u64,
+    /// Browser origins allowed to call the API cross-origin (CORS); empty: none.
+    pub cors_allowed_origins: Vec<String>,
+    /// HTTPS (rustls).
+    pub tls: TlsConfig,
 }
 
 impl Default for ApiConfig {
@@ -58,6 +77,8 @@ impl Default for ApiConfig {
         Self {
             max_body_bytes: 32 * 1024 * 1024,
             request_timeout_secs: 30,
+            cors_allowed_origins: Vec::new(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -75,31 +96,55 @@ pub struct AppState {
     pub log: Arc<dyn EventLog>,
     /// Renders `/metrics`.
     pub prometheus: Option<PrometheusHandle>,
+    /// Authentication, authorization and the audit trail.
+    pub auth: Arc<Auth>,
     /// HTTP limits.
     pub config: ApiConfig,
 }
 
-/// The API a node with `role` serves: the ingestion endpoints, the query endpoints or both,
-/// and always the operational ones.
-pub fn router(state: AppState, role: Role) -> Router {
-    let timeout = std::time::Duration::from_secs(state.config.request_timeout_secs.max(1));
-    let mut api = Router::new().merge(routes::ops::router());
+/// The routes a node with `role` serves: the ingestion endpoints, the query endpoints or
+/// both, and always the operational, session and administration ones.
+pub fn routes(role: Role) -> Routes {
+    let mut api = routes::ops::routes()
+        .merge(routes::auth::routes())
+        .merge(routes::admin::routes());
     if role.ingests() {
-        api = api.merge(routes::ingest::router());
+        api = api.merge(routes::ingest::routes());
     }
     if role.queries() {
         api = api
-            .merge(routes::events::router())
-            .merge(routes::metrics::router());
+            .merge(routes::events::routes())
+            .merge(routes::metrics::routes());
     }
-    api.route_layer(axum::middleware::from_fn(telemetry::record))
+    api
+}
+
+/// The whole API of a node with `role`: its [`routes()`] behind the auth guard, with
+/// correlation ids, telemetry, timeouts, security headers and (when configured) CORS.
+pub fn router(state: AppState, role: Role) -> Result<Router, String> {
+    let timeout = std::time::Duration::from_secs(state.config.request_timeout_secs.max(1));
+    let tls = state.config.tls.enabled();
+    let cors = headers::cors(&state.config.cors_allowed_origins)?;
+    let mut app = routes(role)
+        .into_router()
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard,
+        ))
+        .route_layer(axum::middleware::from_fn(telemetry::record))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
-        .layer(axum::middleware::from_fn(request_id::propagate))
-        .with_state(state)
+        .layer(axum::middleware::from_fn(move |req, next| {
+            headers::security(tls, req, next)
+        }))
+        .layer(axum::middleware::from_fn(request_id::propagate));
+    if let Some(cors) = cors {
+        app = app.layer(cors);
+    }
+    Ok(app.with_state(state))
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then drains in-flight requests.

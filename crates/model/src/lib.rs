@@ -30,6 +30,8 @@ pub mod fingerprint;
 pub mod input;
 mod metric;
 pub mod schemas;
+mod secret;
+mod security;
 pub mod topics;
 mod validation;
 
@@ -37,4 +39,6 @@ pub use clock::Clock;
 pub use event::{Event, Severity, SourceType};
 pub use input::{IngestContext, MetricInput, SystemEventInput, WebhookInput};
 pub use metric::Metric;
+pub use secret::{REDACTED, Secret};
+pub use security::{ActorKind, ApiKey, AuditEntry, Role, Scope, User};
 pub use validation::ValidationError;

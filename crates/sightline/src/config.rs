@@ -20,6 +20,9 @@ pub struct Overrides {
     pub http_addr: Option<SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
+    /// `--insecure`: allow a non-loopback address without authentication.
+    #[serde(skip)]
+    pub insecure: bool,
 }
 
 /// Loads defaults ← `file` ← environment ← `overrides`, then validates.
@@ -33,26 +36,108 @@ pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<NodeCon
         );
         figment = figment.merge(Toml::file(path));
     }
+    let insecure = overrides.insecure;
     // SIGHTLINE_CONFIG names the file and SIGHTLINE_API_KEY is a client credential:
-    // neither is a configuration key.
-    let config: NodeConfig = figment
+    // neither is a configuration key. `*_FILE` variables are read below.
+    let (from_files, file_vars) = env_files()?;
+    let mut config: NodeConfig = figment
         .merge(
             Env::prefixed("SIGHTLINE_")
                 .split("__")
-                .ignore(&["api_key", "config"]),
+                .ignore(&["api_key", "config"])
+                .filter(move |key| !file_vars.iter().any(|f| key.as_str() == f)),
         )
+        .merge(Serialized::defaults(from_files))
         .merge(Serialized::defaults(overrides))
         .extract()
         .context("invalid configuration")?;
+    config.auth.allow_insecure |= insecure;
     config
         .validate()
         .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     Ok(config)
 }
 
-/// The effective configuration as TOML, every default included.
+/// `SIGHTLINE_<KEY>_FILE=/path` sets `<KEY>` to the file's contents (trailing newline
+/// removed): secrets come from mounted files instead of the environment. Returns the values
+/// as a nested document, and the variable names (lowercased, without the prefix) so the
+/// plain environment provider skips them.
+fn env_files() -> anyhow::Result<(serde_json::Value, Vec<String>)> {
+    let mut root = serde_json::Map::new();
+    let mut names = Vec::new();
+    for (name, path) in std::env::vars() {
+        let Some(key) = name
+            .strip_prefix("SIGHTLINE_")
+            .and_then(|k| k.strip_suffix("_FILE"))
+        else {
+            continue;
+        };
+        let value = std::fs::read_to_string(&path)
+            .with_context(|| format!("{name}: cannot read {path}"))?;
+        let parts: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();
+        let mut node = &mut root;
+        for part in &parts[..parts.len() - 1] {
+            node = node
+                .entry(part.clone())
+                .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()))
+                .as_object_mut()
+                .context("conflicting *_FILE variables")?;
+        }
+        node.insert(
+            parts[parts.len() - 1].clone(),
+            serde_json::Value::String(value.trim_end_matches(['\n', '\r']).to_owned()),
+        );
+        names.push(format!("{}_file", key.to_ascii_lowercase()));
+    }
+    Ok((serde_json::Value::Object(root), names))
+}
+
+/// The effective configuration as TOML, every default included, secrets redacted: typed
+/// secrets print as `[redacted]`, and so do passwords inside URLs and any setting whose
+/// name says it holds a secret (e.g. Kafka client properties).
 pub fn to_toml(config: &NodeConfig) -> anyhow::Result<String> {
-    Ok(toml::to_string_pretty(config)?)
+    let mut value = toml::Value::try_from(config)?;
+    redact(&mut value, "");
+    Ok(toml::to_string_pretty(&value)?)
+}
+
+fn redact(value: &mut toml::Value, key: &str) {
+    const SECRET_WORDS: [&str; 4] = ["password", "secret", "token", "credential"];
+    match value {
+        toml::Value::Table(table) => {
+            for (k, v) in table.iter_mut() {
+                redact(v, k);
+            }
+        }
+        toml::Value::Array(items) => items.iter_mut().for_each(|v| redact(v, key)),
+        toml::Value::String(s) => {
+            let key = key.to_ascii_lowercase();
+            // Names of files and lifetimes mention secrets without holding one.
+            let named_secret = SECRET_WORDS.iter().any(|w| key.contains(w))
+                && !["_file", "_files", "_ttl"].iter().any(|s| key.ends_with(s));
+            if named_secret && !s.is_empty() {
+                *s = sightline_model::REDACTED.to_owned();
+            } else if let Some(clean) = redact_url_password(s) {
+                *s = clean;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `scheme://user:password@host…` with the password replaced; `None` when there is none.
+fn redact_url_password(s: &str) -> Option<String> {
+    let (scheme, rest) = s.split_once("://")?;
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (userinfo, after) = rest[..authority_end].rsplit_once('@')?;
+    let (user, password) = userinfo.split_once(':')?;
+    (!password.is_empty()).then(|| {
+        format!(
+            "{scheme}://{user}:{}@{after}{}",
+            sightline_model::REDACTED,
+            &rest[authority_end..]
+        )
+    })
 }
 
 #[cfg(test)]
@@ -75,6 +160,25 @@ mod tests {
         let text = to_toml(&NodeConfig::default()).expect("serializes");
         let back: NodeConfig = toml::from_str(&text).expect("parses");
         assert_eq!(back, NodeConfig::default());
+    }
+
+    #[test]
+    fn config_show_redacts_secrets() {
+        let mut config = NodeConfig::default();
+        config.store.postgres.url =
+            "postgres://app:hunter2@db:5432/sightline?sslmode=disable".into();
+        config.auth.jwt.secret =
+            sightline_model::Secret::new("a-very-long-signing-secret-value-123");
+        config
+            .log
+            .kafka
+            .properties
+            .insert("sasl.password".into(), "kafka-pass".into());
+        let text = to_toml(&config).expect("serializes");
+        for secret in ["hunter2", "a-very-long-signing-secret", "kafka-pass"] {
+            assert!(!text.contains(secret), "{secret} leaked:\n{text}");
+        }
+        assert!(text.contains("postgres://app:[redacted]@db:5432/sightline?sslmode=disable"));
     }
 
     #[test]

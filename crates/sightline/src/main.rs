@@ -1,6 +1,7 @@
 //! `sightline`: the command-line entry point. Wiring only — every behaviour lives in the
 //! library crates (`sightline-api` assembles a node; `sightline-sim` generates traffic).
 
+mod accounts;
 mod bench;
 mod config;
 mod simulate;
@@ -41,12 +42,21 @@ enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Manage users offline, on the configured store.
+    #[command(subcommand)]
+    User(accounts::UserCommand),
+    /// Manage API keys offline, on the configured store.
+    #[command(subcommand)]
+    Key(accounts::KeyCommand),
 }
 
 #[derive(Debug, clap::Args)]
 struct RunArgs {
     #[command(flatten)]
     config: ConfigArgs,
+    /// Allow serving a non-loopback address with authentication disabled.
+    #[arg(long)]
+    insecure: bool,
 }
 
 /// Where configuration comes from; flags win over `SIGHTLINE_*` variables, which win over
@@ -69,12 +79,40 @@ struct ConfigArgs {
 
 impl ConfigArgs {
     fn load(&self) -> anyhow::Result<sightline_api::NodeConfig> {
+        self.load_with(false)
+    }
+
+    fn load_with(&self, insecure: bool) -> anyhow::Result<sightline_api::NodeConfig> {
         config::load(
             self.config.as_deref(),
             config::Overrides {
                 role: self.role,
                 http_addr: self.http_addr,
                 data_dir: self.data_dir.clone(),
+                insecure,
+            },
+        )
+    }
+}
+
+/// Where the store is, for commands that work on it directly (`user`, `key`).
+#[derive(Debug, clap::Args)]
+pub(crate) struct StoreArgs {
+    /// TOML configuration file (see sightline.example.toml).
+    #[arg(long, short = 'c', env = "SIGHTLINE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory holding the database [default: ./data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    pub(crate) fn load(&self) -> anyhow::Result<sightline_api::NodeConfig> {
+        config::load(
+            self.config.as_deref(),
+            config::Overrides {
+                data_dir: self.data_dir.clone(),
+                ..config::Overrides::default()
             },
         )
     }
@@ -113,19 +151,36 @@ fn main() -> ExitCode {
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => {
-            let config = args.config.load()?;
+            let config = args.config.load_with(args.insecure)?;
             let prometheus = telemetry::init(&config.telemetry)?;
+            let scheme = if config.api.tls.enabled() {
+                "https"
+            } else {
+                "http"
+            };
             let node = sightline_api::Node::start(config, Some(prometheus)).await?;
             eprintln!(
-                "sightline listening on http://{}  (Ctrl-C to stop)",
+                "sightline listening on {scheme}://{}  (Ctrl-C to stop)",
                 node.addr()
             );
+            if let Some(token) = node.bootstrap_token() {
+                eprintln!(
+                    "\nNo users yet. Create the first admin within this run with the one-time token:\n\n  \
+                     curl -X POST {scheme}://{addr}/api/v1/auth/bootstrap -H 'content-type: application/json' \\\n    \
+                     -d '{{\"token\":\"{token}\",\"username\":\"admin\",\"password\":\"<12+ characters>\"}}'\n\n\
+                     or offline: sightline user add admin --role admin\n\
+                     Producers need an API key: sightline key create --scopes ingest:events,ingest:metrics\n",
+                    addr = node.addr()
+                );
+            }
             shutdown_signal().await;
             tracing::info!("shutting down");
             node.shutdown().await;
             Ok(ExitCode::SUCCESS)
         }
         Command::Simulate(args) => simulate::run(args).await,
+        Command::User(cmd) => accounts::user(cmd).await,
+        Command::Key(cmd) => accounts::key(cmd).await,
         Command::Bench(cmd) => bench::run(cmd).await,
         Command::Config(ConfigCommand::Show { config }) => {
             let text = config::to_toml(&config.load()?)?;

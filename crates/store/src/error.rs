@@ -26,6 +26,10 @@ pub enum StoreError {
     #[error("invalid query: {0}")]
     InvalidQuery(String),
 
+    /// A row with this key already exists (e.g. a username that is taken).
+    #[error("conflict: {0}")]
+    Conflict(String),
+
     /// A stored value that no longer decodes into its type.
     #[error("corrupt {what} in the store: {reason}")]
     Corrupt {

@@ -7,6 +7,9 @@
 //! [`PgConfig`]) implements the same trait with the same semantics for scale-out. One
 //! behavioural test suite (`tests/conformance`) runs against both.
 //!
+//! Users, API keys, refresh tokens and the audit trail live in the same database, behind
+//! the [`SecurityStore`] supertrait.
+//!
 //! Data enters through the [`sink`]: a consumer in group `store` that reads `system-events`
 //! and `metrics.raw` from the event log, writes each batch in one transaction and only then
 //! commits its log offsets. Writes are keyed upserts (`event_id` for events, the log
@@ -16,6 +19,7 @@ mod common;
 mod error;
 mod postgres;
 mod query;
+mod security;
 pub mod sink;
 mod sqlite;
 
@@ -25,6 +29,7 @@ pub use query::{
     Analytics, AnalyticsQuery, BucketCounts, Cursor, EventQuery, GroupBy, GroupCount, MAX_BUCKETS,
     MAX_PAGE, MetricPoint, MetricQuery, Page,
 };
+pub use security::{AuditQuery, DelegateSecurity, RefreshToken, SecurityStore, UserChange};
 pub use sqlite::SqliteStore;
 
 use sightline_model::{Event, Metric};
@@ -67,7 +72,7 @@ pub struct WriteSummary {
 
 /// Persistent, queryable storage for everything sightline keeps.
 #[async_trait::async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug {
+pub trait Store: SecurityStore + Send + Sync + std::fmt::Debug {
     /// Writes events into `raw_events` and `processed_events` in one transaction; an
     /// `event_id` already stored is left as it is (the first durable version wins).
     async fn write_events(&self, batch: &[LoggedEvent]) -> Result<WriteSummary>;

@@ -414,6 +414,13 @@ struct ExistingDays {
     complete: BTreeSet<i64>,
 }
 
+crate::security::impl_security_store!(
+    PgStore,
+    Postgres,
+    writer = |s| &s.pool,
+    reader = |s| &s.pool
+);
+
 #[async_trait::async_trait]
 impl Store for PgStore {
     async fn write_events(&self, batch: &[LoggedEvent]) -> Result<WriteSummary> {

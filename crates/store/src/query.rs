@@ -19,16 +19,23 @@ pub const MAX_BUCKETS: i64 = 10_000;
 /// The `LIKE` pattern matching `text` as a literal substring, for use with `ESCAPE '\'`:
 /// `%`, `_` and `\` in `text` are escaped so they match only themselves.
 pub(crate) fn contains_pattern(text: &str) -> String {
-    let mut pattern = String::with_capacity(text.len() + 2);
-    pattern.push('%');
+    format!("%{}%", escape_like(text))
+}
+
+/// A `LIKE … ESCAPE '\'` pattern matching text that starts with `text` literally.
+pub(crate) fn prefix_pattern(text: &str) -> String {
+    format!("{}%", escape_like(text))
+}
+
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len() + 2);
     for c in text.chars() {
         if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
+            escaped.push('\\');
         }
-        pattern.push(c);
+        escaped.push(c);
     }
-    pattern.push('%');
-    pattern
+    escaped
 }
 
 /// An opaque keyset-pagination cursor: the sort key of the last row of the previous page.

@@ -163,6 +163,13 @@ impl SqliteStore {
     }
 }
 
+crate::security::impl_security_store!(
+    SqliteStore,
+    Sqlite,
+    writer = |s| &s.writer,
+    reader = |s| &s.reader
+);
+
 /// An event's columns that need encoding before they can be bound.
 struct EncodedEvent<'a> {
     logged: &'a LoggedEvent,

@@ -567,6 +567,12 @@ impl FlakyStore {
     }
 }
 
+impl sightline_store::DelegateSecurity for FlakyStore {
+    fn security(&self) -> &dyn sightline_store::SecurityStore {
+        &self.inner
+    }
+}
+
 #[async_trait::async_trait]
 impl Store for FlakyStore {
     async fn write_events(&self, batch: &[LoggedEvent]) -> sightline_store::Result<WriteSummary> {

@@ -11,6 +11,8 @@ use sightline_ingest::kafka_source::KafkaSourceConfig;
 use sightline_log::{KafkaConfig, LogConfig};
 use sightline_store::PgConfig;
 
+use sightline_auth::AuthConfig;
+
 use crate::ApiConfig;
 
 /// Everything a node can be told.
@@ -27,8 +29,10 @@ pub struct NodeConfig {
     pub log: EventLogConfig,
     /// Ingestion edge limits.
     pub ingest: IngestConfig,
-    /// HTTP limits.
+    /// HTTP limits and transport.
     pub api: ApiConfig,
+    /// Authentication: users, tokens, API keys, signed webhooks.
+    pub auth: AuthConfig,
     /// Store settings.
     pub store: StoreConfig,
     /// Live cache settings.
@@ -188,6 +192,7 @@ impl Default for NodeConfig {
             log: EventLogConfig::default(),
             ingest: IngestConfig::default(),
             api: ApiConfig::default(),
+            auth: AuthConfig::default(),
             store: StoreConfig::default(),
             cache: CacheConfig::default(),
             sources: SourcesConfig::default(),
@@ -257,6 +262,17 @@ impl NodeConfig {
                 "store.batch_size must be at least 1",
             ),
         ];
+        self.api.tls.validate()?;
+        if !self.auth.enabled && !self.auth.allow_insecure && !self.http_addr.ip().is_loopback() {
+            return Err(format!(
+                "refusing to serve {} without authentication: only loopback addresses may run \
+                 with auth.enabled = false; enable [auth] or pass --insecure",
+                self.http_addr
+            ));
+        }
+        if self.auth.webhooks.secrets.len() + self.auth.webhooks.secret_files.len() > 2 {
+            return Err("auth.webhooks: at most two active secrets (current and next)".into());
+        }
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, msg)) => Err((*msg).to_owned()),
             None => self

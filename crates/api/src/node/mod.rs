@@ -34,7 +34,9 @@ pub use config::{
     TelemetryConfig,
 };
 
-use crate::{AppState, router, serve};
+use sightline_auth::Auth;
+
+use crate::{AppState, router, serve, tls};
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +50,9 @@ pub enum NodeError {
     /// The store could not be opened.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// Authentication could not be set up (key files, JWKS, secrets).
+    #[error("auth: {0}")]
+    Auth(#[from] sightline_auth::AuthError),
     /// The HTTP address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -62,6 +67,7 @@ pub enum NodeError {
 #[derive(Debug)]
 pub struct Node {
     addr: SocketAddr,
+    bootstrap_token: Option<String>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -87,19 +93,15 @@ impl Node {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
         let mut threads = Vec::new();
-        let store: Arc<dyn Store> = match config.store.kind {
-            StoreKind::Sqlite => Arc::new(SqliteStore::open(&config.sqlite_path()).await?),
-            StoreKind::Postgres => {
-                let pg = PgStore::connect(&config.store.postgres).await?;
-                if config.store.postgres.retention_days.is_some() {
-                    let (pg, stopped) = (pg.clone(), stop.subscribe());
-                    threads.push(on_own_thread("sightline-store-retention", move || {
-                        pg_retention(pg, stopped)
-                    })?);
-                }
-                Arc::new(pg)
-            }
-        };
+        let (store, pg) = open_store(&config).await?;
+        if let Some(pg) = pg
+            && config.store.postgres.retention_days.is_some()
+        {
+            let stopped = stop.subscribe();
+            threads.push(on_own_thread("sightline-store-retention", move || {
+                pg_retention(pg, stopped)
+            })?);
+        }
         let until_stopped = move || {
             let mut rx = stopped.clone();
             async move {
@@ -168,17 +170,34 @@ impl Node {
                 )));
             }
         }
+        let auth = Arc::new(
+            Auth::new(
+                config.auth.clone(),
+                store.clone(),
+                Some(&config.data_dir),
+                Clock::system(),
+            )
+            .await?,
+        );
+        let bootstrap_token = auth.bootstrap_token().await?;
+        if !config.auth.enabled {
+            tracing::warn!(
+                addr = %config.http_addr,
+                "authentication is disabled: every caller is an admin"
+            );
+        }
         let state = AppState {
             ingestor,
             store,
             cache,
             log,
             prometheus,
+            auth,
             config: config.api.clone(),
         };
-        let listener = tokio::net::TcpListener::bind(config.http_addr)
-            .await
-            .map_err(|source| NodeError::Bind {
+        let app = router(state, config.role).map_err(NodeError::Config)?;
+        let listener =
+            std::net::TcpListener::bind(config.http_addr).map_err(|source| NodeError::Bind {
                 addr: config.http_addr,
                 source,
             })?;
@@ -186,28 +205,61 @@ impl Node {
             addr: config.http_addr,
             source,
         })?;
-        tasks.push(tokio::spawn({
+        let bind_error = |source| NodeError::Bind { addr, source };
+        listener.set_nonblocking(true).map_err(bind_error)?;
+        if config.api.tls.enabled() {
+            let tls = tls::load(&config.api.tls)
+                .await
+                .map_err(NodeError::Config)?;
+            if let Some(from) = config.api.tls.redirect_http_from {
+                let plain = tokio::net::TcpListener::bind(from)
+                    .await
+                    .map_err(|source| NodeError::Bind { addr: from, source })?;
+                let stop = until_stopped();
+                tasks.push(tokio::spawn(async move {
+                    if let Err(e) = serve(plain, tls::redirect_app(addr.port()), stop).await {
+                        tracing::error!(error = %e, "HTTP redirect server failed");
+                    }
+                }));
+            }
             let stop = until_stopped();
-            async move {
-                if let Err(e) = serve(listener, router(state, config.role), stop).await {
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = tls::serve(listener, tls, app, stop).await {
+                    tracing::error!(error = %e, "HTTPS server failed");
+                }
+            }));
+        } else {
+            let listener = tokio::net::TcpListener::from_std(listener).map_err(bind_error)?;
+            let stop = until_stopped();
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = serve(listener, app, stop).await {
                     tracing::error!(error = %e, "HTTP server failed");
                 }
-            }
-        }));
+            }));
+        }
         tracing::info!(
             %addr,
             role = ?config.role,
             log = ?config.log.kind,
             store = ?config.store.kind,
             cache = ?config.cache.kind,
+            tls = config.api.tls.enabled(),
+            auth = config.auth.enabled,
             "sightline node started"
         );
         Ok(Node {
             addr,
+            bootstrap_token,
             stop,
             tasks,
             threads,
         })
+    }
+
+    /// The one-time token that creates the first admin (`POST /api/v1/auth/bootstrap`),
+    /// when authentication is on and no user exists yet. Show it to the operator once.
+    pub fn bootstrap_token(&self) -> Option<&str> {
+        self.bootstrap_token.as_deref()
     }
 
     /// The address the API listens on (useful when started on port 0).
@@ -225,6 +277,23 @@ impl Node {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
     }
+}
+
+/// Opens the configured store (applying migrations); for PostgreSQL also returns the
+/// concrete store, for maintenance jobs.
+pub async fn open_store(
+    config: &NodeConfig,
+) -> Result<(Arc<dyn Store>, Option<PgStore>), NodeError> {
+    Ok(match config.store.kind {
+        StoreKind::Sqlite => (
+            Arc::new(SqliteStore::open(&config.sqlite_path()).await?),
+            None,
+        ),
+        StoreKind::Postgres => {
+            let pg = PgStore::connect(&config.store.postgres).await?;
+            (Arc::new(pg.clone()), Some(pg))
+        }
+    })
 }
 
 /// Opens the configured event log backend.

@@ -2,9 +2,8 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use sightline_model::{Event, Severity};
 use sightline_store::{Analytics, AnalyticsQuery, EventQuery, GroupBy, Page};
 
@@ -12,11 +11,11 @@ use super::params::{self, bad};
 use crate::{ApiError, AppState};
 
 /// The event query routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/events", get(list))
-        .route("/api/v1/events/analytics", get(analytics))
-        .route("/api/v1/events/{id}", get(by_id))
+pub fn routes() -> super::Routes {
+    super::Routes::default()
+        .get("/api/v1/events", list)
+        .get("/api/v1/events/analytics", analytics)
+        .get("/api/v1/events/{id}", by_id)
 }
 
 fn now_ms() -> i64 {

@@ -4,10 +4,10 @@
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use std::collections::HashMap;
 
+use sightline_auth::WebhookHeaders;
 use sightline_ingest::{BatchReport, BodyShape, IngestError, ItemOutcome, Kind};
 use sightline_model::ValidationError;
 
@@ -17,13 +17,13 @@ use crate::request_id::CorrelationId;
 use crate::{ApiError, AppState};
 
 /// The ingestion routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/events", post(single_event))
-        .route("/api/v1/events/batch", post(many::<SYSTEM_EVENT>))
-        .route("/api/v1/events/webhook", post(many::<WEBHOOK>))
-        .route("/api/v1/metrics", post(many::<METRIC>))
-        .route("/api/metrics", post(many::<METRIC>))
+pub fn routes() -> super::Routes {
+    super::Routes::default()
+        .post("/api/v1/events", single_event)
+        .post("/api/v1/events/batch", many::<SYSTEM_EVENT>)
+        .post("/api/v1/events/webhook", many::<WEBHOOK>)
+        .post("/api/v1/metrics", many::<METRIC>)
+        .post("/api/metrics", many::<METRIC>)
 }
 
 // Route kinds as const parameters, so one handler serves every multi-item route.
@@ -92,6 +92,19 @@ async fn many<const KIND: u8>(
     headers: axum::http::HeaderMap,
     LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
+    if KIND == WEBHOOK {
+        // Before anything reads the body: an unsigned or tampered delivery is a 401, even
+        // when it is not valid JSON.
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let signed = WebhookHeaders {
+            id: text("webhook-id"),
+            timestamp: text("webhook-timestamp"),
+            signature: text("webhook-signature"),
+            hub_signature: text("x-hub-signature-256"),
+            delivery: text("x-github-delivery"),
+        };
+        state.auth.verify_webhook(&signed, &body)?;
+    }
     let atomic = atomic(&params)?;
     let ndjson = headers
         .get(axum::http::header::CONTENT_TYPE)

@@ -2,9 +2,8 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use sightline_cache::keys;
 use sightline_model::Metric;
 use sightline_store::{MetricPoint, MetricQuery, Page};
@@ -13,11 +12,11 @@ use super::params;
 use crate::{ApiError, AppState};
 
 /// The metric query routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/metrics", get(list))
-        .route("/api/v1/metrics/live", get(live))
-        .route("/api/metrics/live", get(live))
+pub fn routes() -> super::Routes {
+    super::Routes::default()
+        .get("/api/v1/metrics", list)
+        .get("/api/v1/metrics/live", live)
+        .get("/api/metrics/live", live)
 }
 
 /// A service's newest points, oldest first, and where they came from.

@@ -1,10 +1,9 @@
 //! Operations endpoints: liveness, readiness and Prometheus metrics.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::json;
 
 use sightline_store::sink;
@@ -15,11 +14,11 @@ use crate::{AppState, telemetry};
 const GROUPS: &[(&str, &[&str])] = &[(sink::GROUP, &sink::TOPICS)];
 
 /// The operations routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-        .route("/metrics", get(prometheus))
+pub fn routes() -> super::Routes {
+    super::Routes::default()
+        .get("/health", health)
+        .get("/ready", ready)
+        .get("/metrics", prometheus)
 }
 
 /// Liveness: the process answers.

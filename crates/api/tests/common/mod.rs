@@ -23,6 +23,8 @@ fn prometheus() -> PrometheusHandle {
 
 pub struct TestApp {
     pub base: String,
+    /// The one-time admin bootstrap token, when auth is on and no user exists.
+    pub bootstrap_token: Option<String>,
     pub client: reqwest::Client,
     node: Option<Node>,
     _dir: tempfile::TempDir,
@@ -40,10 +42,13 @@ impl TestApp {
             data_dir: dir.path().to_owned(),
             ..NodeConfig::default()
         };
+        // Behaviour tests run as the loopback admin; `tests/security.rs` turns auth on.
+        config.auth.enabled = false;
         tweak(&mut config);
         let node = Node::start(config, Some(prometheus())).await.unwrap();
         Self {
             base: format!("http://{}", node.addr()),
+            bootstrap_token: node.bootstrap_token().map(str::to_owned),
             client: reqwest::Client::new(),
             node: Some(node),
             _dir: dir,

@@ -153,6 +153,8 @@ impl NodeProcess {
             .arg(&self.dir)
             .args(["--http-addr", &self.addr])
             .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            // Loopback nodes under test: the harness posts without credentials.
+            .env("SIGHTLINE_AUTH__ENABLED", "false")
             // Quiet by default; BENCH_NODE_LOG=debug to see inside the nodes.
             .env(
                 "RUST_LOG",

@@ -465,7 +465,9 @@ async fn measure_backend(
             data_dir: dir.clone(),
             ..NodeConfig::default()
         };
-        // Embedded modes get a fresh data directory; server modes a fresh namespace.
+        // Embedded modes get a fresh data directory; server modes a fresh namespace. The
+        // node is on loopback and measured without credentials.
+        config.auth.enabled = false;
         backend.isolated(mode).apply(&mut config);
         config.role = if consume { Role::All } else { Role::Ingest };
         let node = Node::start(config, Some(prometheus.clone())).await?;

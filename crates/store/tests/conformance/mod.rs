@@ -22,6 +22,9 @@ use sightline_store::{
 };
 use sqlx::Row as _;
 
+mod security;
+pub use security::*;
+
 /// A fresh store under test, with a side door to its tables for checks the trait cannot
 /// make (what `raw_events` holds, how many rows a table has).
 pub struct Backend {
@@ -136,6 +139,10 @@ macro_rules! conformance_tests {
                 analytics_match_brute_force,
                 metrics_query_and_paginate,
                 resent_metric_position_keeps_the_first_version,
+                users_are_unique_and_updatable,
+                api_keys_round_trip_and_revoke_once,
+                refresh_tokens_rotate_once_and_revoke_by_family_and_user,
+                audit_entries_filter_and_paginate_newest_first,
             );
         }
     };

@@ -1,0 +1,69 @@
+//! The guard: identifies the caller (`Authorization: Bearer <jwt | API key>` or
+//! `X-API-Key`), looks the matched route up in the policy table and lets the request through
+//! only if the caller may use it. It runs before any handler or body extractor, so a refused
+//! request costs no parsing and runs no handler code.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sightline_auth::{AuthError, Principal};
+
+use super::policy;
+use crate::{ApiError, AppState};
+
+/// The client's address (the TCP peer), for key allow-lists, throttling and the audit log.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ClientIp(pub(crate) Option<IpAddr>);
+
+pub(crate) async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let Some(access) = route
+        .as_deref()
+        .and_then(|route| policy::access(req.method(), route))
+    else {
+        tracing::error!(route = ?route, method = %req.method(), "route has no policy entry; refused");
+        return ApiError::Auth(AuthError::Forbidden("route has no access policy".into()))
+            .into_response();
+    };
+    // Owned copies: the request (whose body is not `Sync`) must not be borrowed across the
+    // authentication await.
+    let (authorization, api_key) = {
+        let text = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        (text(header::AUTHORIZATION.as_str()), text("x-api-key"))
+    };
+    let authenticated = if authorization.is_none() && api_key.is_none() {
+        Ok(Principal::Anonymous)
+    } else {
+        state
+            .auth
+            .authenticate(authorization.as_deref(), api_key.as_deref(), ip)
+            .await
+    };
+    let principal = match authenticated {
+        Ok(p) => p,
+        // A stale token must not lock a client out of login or logout.
+        Err(_) if matches!(access, sightline_auth::Access::Public) => Principal::Anonymous,
+        Err(e) => return ApiError::Auth(e).into_response(),
+    };
+    if let Err(e) = state.auth.authorize(&principal, access) {
+        return ApiError::Auth(e).into_response();
+    }
+    req.extensions_mut().insert(principal);
+    req.extensions_mut().insert(ClientIp(ip));
+    next.run(req).await
+}

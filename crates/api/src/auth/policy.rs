@@ -1,0 +1,79 @@
+//! The route policy table: every route the API serves and who may call it, in one place.
+//!
+//! The guard (`super::guard`) looks each request up here by its matched route; a route that
+//! is missing is refused (default deny), and a test compares this table with the routes
+//! actually registered, so a new route cannot ship without a decision here.
+//!
+//! | access | who passes |
+//! |---|---|
+//! | `Public` | anyone |
+//! | `Role(r)` | users with role `r` or higher; `read`-scoped keys for `Role(Viewer)` |
+//! | `Ingest(s)` | keys with scope `s`; users from `engineer` up |
+//! | `SignedWebhook(s)` | as `Ingest(s)`; anonymous too when webhook signing is configured (the signature then authenticates) |
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use axum::http::Method;
+use sightline_auth::Access;
+use sightline_model::{Role, Scope};
+
+use Access::{Ingest, Public, Role as R, SignedWebhook};
+
+/// `(method, route, access)` for every route.
+pub const POLICY: &[(&str, &str, Access)] = &[
+    // Operations: probes and Prometheus scrapes carry no credentials.
+    ("GET", "/health", Public),
+    ("GET", "/ready", Public),
+    ("GET", "/metrics", Public),
+    // Sessions.
+    ("POST", "/api/v1/auth/login", Public),
+    ("POST", "/api/v1/auth/refresh", Public),
+    ("POST", "/api/v1/auth/logout", Public),
+    ("POST", "/api/v1/auth/bootstrap", Public),
+    ("GET", "/api/v1/auth/me", R(Role::Viewer)),
+    ("POST", "/api/v1/auth/password", R(Role::Viewer)),
+    // Ingestion.
+    ("POST", "/api/v1/events", Ingest(Scope::IngestEvents)),
+    ("POST", "/api/v1/events/batch", Ingest(Scope::IngestEvents)),
+    (
+        "POST",
+        "/api/v1/events/webhook",
+        SignedWebhook(Scope::IngestEvents),
+    ),
+    ("POST", "/api/v1/metrics", Ingest(Scope::IngestMetrics)),
+    ("POST", "/api/metrics", Ingest(Scope::IngestMetrics)),
+    // Queries.
+    ("GET", "/api/v1/events", R(Role::Viewer)),
+    ("GET", "/api/v1/events/analytics", R(Role::Viewer)),
+    ("GET", "/api/v1/events/{id}", R(Role::Viewer)),
+    ("GET", "/api/v1/metrics", R(Role::Viewer)),
+    ("GET", "/api/v1/metrics/live", R(Role::Viewer)),
+    ("GET", "/api/metrics/live", R(Role::Viewer)),
+    // Administration.
+    ("GET", "/api/v1/users", R(Role::Admin)),
+    ("POST", "/api/v1/users", R(Role::Admin)),
+    ("PATCH", "/api/v1/users/{username}", R(Role::Admin)),
+    ("GET", "/api/v1/keys", R(Role::Admin)),
+    ("POST", "/api/v1/keys", R(Role::Admin)),
+    ("DELETE", "/api/v1/keys/{id}", R(Role::Admin)),
+    ("GET", "/api/v1/audit", R(Role::Admin)),
+];
+
+static TABLE: LazyLock<HashMap<(&'static str, &'static str), Access>> = LazyLock::new(|| {
+    POLICY
+        .iter()
+        .map(|(method, route, access)| ((*method, *route), *access))
+        .collect()
+});
+
+/// What `method` on the matched `route` requires; `None` when the table has no entry.
+/// `HEAD` is answered by `GET` handlers, so it follows the `GET` entry.
+pub fn access(method: &Method, route: &str) -> Option<Access> {
+    let method = if method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    };
+    TABLE.get(&(method, route)).copied()
+}
