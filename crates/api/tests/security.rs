@@ -991,3 +991,61 @@ async fn https_serves_the_api_and_plain_http_is_redirected() {
     );
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn tokens_signed_with_keys_from_an_sso_jwks_document_are_accepted() {
+    use base64::Engine as _;
+    let sso = rcgen::KeyPair::generate().unwrap();
+    // P-256 public key, uncompressed: 0x04 || X || Y.
+    let raw = sso.public_key_raw();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let jwks = json!({"keys": [{
+        "kty": "EC", "crv": "P-256", "kid": "idp-1", "alg": "ES256", "use": "sig",
+        "x": b64(&raw[1..33]), "y": b64(&raw[33..65]),
+    }]});
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let jwks_url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    let served = jwks.clone();
+    let server = tokio::spawn(async move {
+        let app = axum::Router::new().route(
+            "/jwks.json",
+            axum::routing::get(move || async move { axum::Json(served) }),
+        );
+        axum::serve(listener, app).await.unwrap();
+    });
+    let s = Secured::start(|c| {
+        c.auth.jwt.algorithms = vec!["HS256".into(), "ES256".into()];
+        c.auth.jwt.jwks_url = Some(jwks_url.clone());
+    })
+    .await;
+    let now = now_secs();
+    let claims = json!({"sub": "sso-user", "preferred_username": "dana", "role": "engineer", "iss": "sightline", "aud": "sightline-api", "exp": now + 600, "iat": now});
+    let key = EncodingKey::from_ec_pem(sso.serialize_pem().as_bytes()).unwrap();
+    let token = sign(&claims, Some("idp-1"), Algorithm::ES256, &key);
+    let me: Value = s
+        .send(Method::GET, "/api/v1/auth/me", Some(&token), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (me["username"].as_str(), me["role"].as_str()),
+        (Some("dana"), Some("engineer"))
+    );
+    // The same claims signed by anyone else are refused.
+    let other = rcgen::KeyPair::generate().unwrap();
+    let forged = sign(
+        &claims,
+        Some("idp-1"),
+        Algorithm::ES256,
+        &EncodingKey::from_ec_pem(other.serialize_pem().as_bytes()).unwrap(),
+    );
+    assert_eq!(
+        s.send(Method::GET, "/api/v1/auth/me", Some(&forged), None)
+            .await
+            .status(),
+        401
+    );
+    s.app.shutdown().await;
+    server.abort();
+}
