@@ -1,9 +1,9 @@
 //! Which window(s) an event-time timestamp belongs to.
 //!
 //! A window is the half-open interval `[start, end)` of event time in milliseconds. The
-//! engine supports the three kinds ksqlDB and Kafka Streams have — [tumbling](tumbling)
-//! (fixed, non-overlapping), [hopping](hopping) (fixed size, overlapping, advancing by a
-//! step) and [session](session) (per key, grown by activity and closed by a gap of
+//! engine supports the three kinds ksqlDB and Kafka Streams have — [tumbling]
+//! (fixed, non-overlapping), [hopping] (fixed size, overlapping, advancing by a
+//! step) and [session] (per key, grown by activity and closed by a gap of
 //! inactivity) — plus [`WindowSpec::Unwindowed`] for a plain `GROUP BY` table whose rows
 //! never close. Assignment is pure arithmetic on the timestamp, total for every `i64`
 //! (bounds saturate instead of overflowing).
