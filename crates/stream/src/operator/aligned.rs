@@ -87,6 +87,20 @@ impl AlignedState {
         closed
     }
 
+    pub(super) fn rows_for(&self, key: &Key) -> Vec<WindowRow> {
+        self.windows
+            .iter()
+            .filter_map(|(w, keys)| {
+                keys.get(key).map(|accs| WindowRow {
+                    key: key.clone(),
+                    window: Some(*w),
+                    values: accs.results(),
+                    is_final: false,
+                })
+            })
+            .collect()
+    }
+
     pub(super) fn entries(&self) -> Vec<StateEntry> {
         self.windows
             .iter()

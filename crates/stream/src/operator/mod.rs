@@ -336,6 +336,16 @@ impl WindowAggregate {
         self.state.len()
     }
 
+    /// The current (not yet final) rows of `key` in every open window, oldest window
+    /// first: what a pull query on the in-memory table answers.
+    pub fn current_rows(&self, key: &Key) -> Vec<WindowRow> {
+        match &self.state {
+            State::Aligned(s) => s.rows_for(key),
+            State::Sessions(s) => s.rows_for(key),
+            State::Unwindowed(s) => s.rows_for(key),
+        }
+    }
+
     /// Output column names: key columns, `window_start`, `window_end`, aggregates.
     pub fn column_names(&self) -> Vec<String> {
         let mut names = self.config.key_columns.clone();
@@ -685,6 +695,35 @@ mod tests {
         assert_eq!(op.open_windows(), 1);
         op.process(rec(0, 4, 171, "a", 1), &mut out);
         assert_eq!(out.rows.last().unwrap().values[0], Value::Int(1));
+    }
+
+    #[test]
+    fn current_rows_answer_a_pull_query_for_one_key() {
+        for window in [
+            WindowSpec::Tumbling { size_ms: 10 },
+            WindowSpec::Session { gap_ms: 5 },
+            WindowSpec::Unwindowed,
+        ] {
+            let mut c = config(window, EmitMode::Changes);
+            c.watermark.max_out_of_orderness_ms = 1_000;
+            let mut op = WindowAggregate::new(c).unwrap();
+            let mut out = Output::default();
+            op.process_all(
+                [
+                    rec(0, 0, 1, "a", 2),
+                    rec(0, 1, 2, "b", 5),
+                    rec(0, 2, 3, "a", 4),
+                ],
+                &mut out,
+            );
+            let rows = op.current_rows(&Key::from([Value::string("a")]));
+            assert_eq!(rows.len(), 1, "{window:?}");
+            assert_eq!(rows[0].values, vec![Value::Int(2), Value::Int(6)]);
+            assert!(
+                op.current_rows(&Key::from([Value::string("zz")]))
+                    .is_empty()
+            );
+        }
     }
 
     #[test]

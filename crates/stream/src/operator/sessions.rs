@@ -118,6 +118,20 @@ impl SessionState {
         closed
     }
 
+    pub(super) fn rows_for(&self, key: &Key) -> Vec<WindowRow> {
+        self.by_key.get(key).map_or_else(Vec::new, |sessions| {
+            sessions
+                .iter()
+                .map(|(w, accs)| WindowRow {
+                    key: key.clone(),
+                    window: Some(*w),
+                    values: accs.results(),
+                    is_final: false,
+                })
+                .collect()
+        })
+    }
+
     pub(super) fn entries(&self) -> Vec<StateEntry> {
         self.by_key
             .iter()

@@ -83,6 +83,19 @@ impl UnwindowedState {
         expired
     }
 
+    pub(super) fn rows_for(&self, key: &Key) -> Vec<WindowRow> {
+        self.rows
+            .get(key)
+            .map(|(accs, _)| WindowRow {
+                key: key.clone(),
+                window: None,
+                values: accs.results(),
+                is_final: false,
+            })
+            .into_iter()
+            .collect()
+    }
+
     pub(super) fn entries(&self) -> Vec<StateEntry> {
         self.rows
             .iter()
