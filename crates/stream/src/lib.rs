@@ -10,6 +10,10 @@
 //! out in an [`Output`]. Nothing is dropped silently: a record whose windows have all
 //! closed comes back as late, for the caller to write to `<topic>.late`.
 //!
+//! Continuous SQL ([`sql`]) compiles ksqlDB-style statements onto these operators: a
+//! [`sql::Catalog`] holds streams and running [`sql::ContinuousQuery`]s, answers pull
+//! queries from their state, and stores its definitions as SQL text.
+//!
 //! The engine does no I/O. A job (the built-in [`rollup::RollupJob`], or a continuous SQL
 //! query compiled onto [`WindowAggregateConfig`]) reads a log subscription, feeds its
 //! operators, publishes their rows, and periodically saves a [`Checkpoint`] — every
@@ -57,6 +61,7 @@ pub mod checkpoint;
 mod error;
 pub mod operator;
 pub mod rollup;
+pub mod sql;
 mod telemetry;
 mod value;
 pub mod watermark;

@@ -101,6 +101,29 @@ impl AlignedState {
             .collect()
     }
 
+    pub(super) fn scan(&self, limit: usize) -> Vec<WindowRow> {
+        let mut rows = Vec::new();
+        for (w, keys) in &self.windows {
+            if rows.len() >= limit {
+                break;
+            }
+            let mut sorted: Vec<(&Key, &Accumulators)> = keys.iter().collect();
+            sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            rows.extend(
+                sorted
+                    .into_iter()
+                    .take(limit - rows.len())
+                    .map(|(key, accs)| WindowRow {
+                        key: key.clone(),
+                        window: Some(*w),
+                        values: accs.results(),
+                        is_final: false,
+                    }),
+            );
+        }
+        rows
+    }
+
     pub(super) fn entries(&self) -> Vec<StateEntry> {
         self.windows
             .iter()

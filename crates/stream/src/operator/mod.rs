@@ -346,6 +346,16 @@ impl WindowAggregate {
         }
     }
 
+    /// Up to `limit` current rows over every key and open window, ordered by window then
+    /// key: what a pull query without a key lookup scans.
+    pub fn scan_rows(&self, limit: usize) -> Vec<WindowRow> {
+        match &self.state {
+            State::Aligned(s) => s.scan(limit),
+            State::Sessions(s) => s.scan(limit),
+            State::Unwindowed(s) => s.scan(limit),
+        }
+    }
+
     /// Output column names: key columns, `window_start`, `window_end`, aggregates.
     pub fn column_names(&self) -> Vec<String> {
         let mut names = self.config.key_columns.clone();

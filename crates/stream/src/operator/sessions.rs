@@ -132,6 +132,24 @@ impl SessionState {
         })
     }
 
+    pub(super) fn scan(&self, limit: usize) -> Vec<WindowRow> {
+        let mut all: Vec<(&Window, &Key, &Accumulators)> = self
+            .by_key
+            .iter()
+            .flat_map(|(key, sessions)| sessions.iter().map(move |(w, accs)| (w, key, accs)))
+            .collect();
+        all.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        all.into_iter()
+            .take(limit)
+            .map(|(w, key, accs)| WindowRow {
+                key: key.clone(),
+                window: Some(*w),
+                values: accs.results(),
+                is_final: false,
+            })
+            .collect()
+    }
+
     pub(super) fn entries(&self) -> Vec<StateEntry> {
         self.by_key
             .iter()

@@ -96,6 +96,21 @@ impl UnwindowedState {
             .collect()
     }
 
+    pub(super) fn scan(&self, limit: usize) -> Vec<WindowRow> {
+        let mut keys: Vec<(&Key, &Accumulators)> =
+            self.rows.iter().map(|(k, (accs, _))| (k, accs)).collect();
+        keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        keys.into_iter()
+            .take(limit)
+            .map(|(key, accs)| WindowRow {
+                key: key.clone(),
+                window: None,
+                values: accs.results(),
+                is_final: false,
+            })
+            .collect()
+    }
+
     pub(super) fn entries(&self) -> Vec<StateEntry> {
         self.rows
             .iter()
