@@ -1,6 +1,9 @@
 //! The ksqlDB e-commerce example, as written in the specification, end to end over the
 //! compiled plan: JSON record bytes in, `session_stats` rows out, then a pull query.
 
+// Test helpers unwrap: a panic there is a failed assertion.
+#![allow(clippy::unwrap_used)]
+
 use serde_json::json;
 use sightline_stream::sql::{Catalog, Executed, Processed};
 

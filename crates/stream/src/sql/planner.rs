@@ -463,14 +463,13 @@ pub(crate) fn from_name(
     loc: Location,
 ) -> Result<(String, Location), SqlError> {
     let [from] = select.from.as_slice() else {
-        return Err(SqlError::at(
-            loc,
-            if select.from.is_empty() {
-                "missing FROM".to_owned()
-            } else {
-                "only one stream can be read (joins are not supported)".to_owned()
-            },
-        ));
+        return Err(match select.from.get(1) {
+            None => SqlError::at(loc, "missing FROM"),
+            Some(second) => SqlError::at(
+                span_loc(second.relation.span(), loc),
+                "only one stream can be read (joins are not supported)",
+            ),
+        });
     };
     if let Some(j) = from.joins.first() {
         return Err(SqlError::at(

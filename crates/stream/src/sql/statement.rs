@@ -10,7 +10,7 @@
 
 use sqlparser::ast::Query;
 use sqlparser::parser::Parser;
-use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
+use sqlparser::tokenizer::{Span, Token, TokenWithSpan, Tokenizer};
 
 use super::schema::SqlType;
 use super::{KsqlDialect, Location, SqlError};
@@ -584,6 +584,11 @@ fn parse_select(mut tokens: Vec<TokenWithSpan>) -> Result<SelectParts, SqlError>
         window = Some(window_clause(&mut c)?);
         let rest = c.tokens.split_off(c.pos);
         tokens.extend(rest);
+    }
+    // An explicit end token just past the last one, so "found: EOF" errors have a place.
+    if let Some(last) = tokens.last() {
+        let end = last.span.end;
+        tokens.push(TokenWithSpan::new(Token::EOF, Span::new(end, end)));
     }
     let dialect = KsqlDialect;
     let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
