@@ -59,6 +59,21 @@ pub struct Catalog {
     statements: Vec<StoredStatement>,
 }
 
+/// A catalog serializes as its [`CatalogDefinitions`] (SQL text; operator state goes in
+/// checkpoints) and deserializes by recompiling them.
+impl Serialize for Catalog {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.definitions().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Catalog {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let defs = CatalogDefinitions::deserialize(deserializer)?;
+        Catalog::from_definitions(&defs).map_err(serde::de::Error::custom)
+    }
+}
+
 impl StreamLookup for Catalog {
     fn lookup_stream(&self, name: &str) -> Result<Arc<StreamDef>, String> {
         let key = name.to_lowercase();

@@ -63,12 +63,32 @@ pub struct OutputRow {
 /// The deterministic key of a table row: the group key parts as a JSON array, followed by
 /// `@<window start>` for windowed tables — e.g. `["s1"]` or `["api",500]@1700000040000`.
 pub fn output_key(key: &Key, window: Option<Window>) -> String {
-    let parts: Vec<serde_json::Value> = key.parts().iter().map(Value::to_json).collect();
-    let json = serde_json::Value::Array(parts).to_string();
-    match window {
-        Some(w) => format!("{json}@{}", w.start),
-        None => json,
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(32);
+    out.push('[');
+    for (i, part) in key.parts().iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match part {
+            // The common case, without building a JSON value first.
+            Value::String(s) => match serde_json::to_string(s.as_ref()) {
+                Ok(quoted) => out.push_str(&quoted),
+                Err(_) => out.push_str("null"),
+            },
+            Value::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            other => {
+                let _ = write!(out, "{}", other.to_json());
+            }
+        }
     }
+    out.push(']');
+    if let Some(w) = window {
+        let _ = write!(out, "@{}", w.start);
+    }
+    out
 }
 
 #[derive(Debug)]
@@ -334,6 +354,12 @@ pub(crate) fn table_row(
     row: &WindowRow,
     agg_row: &mut Vec<Value>,
 ) -> Option<Vec<Value>> {
+    aggregated_row(plan, row, agg_row)
+        .then(|| plan.projection.iter().map(|e| e.eval(agg_row)).collect())
+}
+
+/// Fills `agg_row` for `row`; false when `HAVING` rejects it.
+fn aggregated_row(plan: &TablePlan, row: &WindowRow, agg_row: &mut Vec<Value>) -> bool {
     agg_row.clear();
     agg_row.extend(row.key.parts().iter().cloned());
     match row.window {
@@ -347,12 +373,9 @@ pub(crate) fn table_row(
         }
     }
     agg_row.extend(row.values.iter().cloned());
-    if let Some(h) = &plan.having
-        && h.eval(agg_row) != Value::Bool(true)
-    {
-        return None;
-    }
-    Some(plan.projection.iter().map(|e| e.eval(agg_row)).collect())
+    plan.having
+        .as_ref()
+        .is_none_or(|h| h.eval(agg_row) == Value::Bool(true))
 }
 
 fn drain(
@@ -384,10 +407,10 @@ fn drain(
             (_, Some(w)) => w.end.saturating_sub(1),
             (t, None) => t.unwrap_or(0),
         };
-        let value = table_row(plan, row, agg_row).map(|values| {
-            let mut obj = serde_json::Map::with_capacity(values.len());
-            for (col, v) in plan.columns.iter().zip(values) {
-                obj.insert(col.name.clone(), v.to_json());
+        let value = aggregated_row(plan, row, agg_row).then(|| {
+            let mut obj = serde_json::Map::with_capacity(plan.columns.len());
+            for (col, e) in plan.columns.iter().zip(&plan.projection) {
+                obj.insert(col.name.clone(), e.eval(agg_row).to_json());
             }
             serde_json::Value::Object(obj)
         });
