@@ -616,3 +616,38 @@ fn checkpoint_restore_gives_identical_results() {
             .unwrap()
     );
 }
+
+#[test]
+fn pull_queries_on_a_windowed_table_see_window_bounds() {
+    let mut c = catalog(
+        "CREATE TABLE per_user AS SELECT user_id, COUNT(*) AS n FROM ev WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY user_id;",
+    );
+    let q = c.query_mut("per_user").unwrap();
+    let mut out = Vec::new();
+    for (i, (user, ts)) in [("a", 1_000), ("a", 12_000), ("b", 12_500), ("a", 13_000)]
+        .into_iter()
+        .enumerate()
+    {
+        let bytes = serde_json::to_vec(&json!({"user_id": user, "ts": ts})).unwrap();
+        q.process(&bytes, 0, i as u64, 0, &mut out).unwrap();
+    }
+    assert_eq!(out.last().unwrap().key, r#"["a"]@10000"#);
+    assert_eq!(
+        c.pull("SELECT * FROM per_user WHERE user_id = 'a'")
+            .unwrap(),
+        vec![
+            json!({"user_id": "a", "n": 1, "WINDOWSTART": 0, "WINDOWEND": 10_000}),
+            json!({"user_id": "a", "n": 2, "WINDOWSTART": 10_000, "WINDOWEND": 20_000}),
+        ]
+    );
+    assert_eq!(
+        c.pull("SELECT user_id, n FROM per_user WHERE user_id = 'a' AND WINDOWSTART >= 10000")
+            .unwrap(),
+        vec![json!({"user_id": "a", "n": 2})]
+    );
+    assert_eq!(
+        c.pull("SELECT user_id FROM per_user WHERE WINDOWEND = 20000")
+            .unwrap(),
+        vec![json!({"user_id": "a"}), json!({"user_id": "b"})]
+    );
+}
