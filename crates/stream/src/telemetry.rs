@@ -1,0 +1,20 @@
+//! Metric names of the stream engine, defined once. Every series carries an `operator`
+//! label (the operator's configured name).
+
+/// Records that arrived after every window they belong to had closed (returned to the
+/// caller for the `<topic>.late` topic, never dropped silently).
+pub(crate) const LATE_RECORDS: &str = "sightline_stream_late_records_total";
+/// Records processed by an operator.
+pub(crate) const PROCESSED_RECORDS: &str = "sightline_stream_processed_records_total";
+/// Result rows emitted (updates and finals).
+pub(crate) const EMITTED_ROWS: &str = "sightline_stream_emitted_rows_total";
+/// Windows closed and evicted from state.
+pub(crate) const CLOSED_WINDOWS: &str = "sightline_stream_closed_windows_total";
+/// Open (key, window) states held in memory.
+pub(crate) const OPEN_WINDOWS: &str = "sightline_stream_open_windows";
+/// The operator's watermark, epoch milliseconds.
+pub(crate) const WATERMARK_MS: &str = "sightline_stream_watermark_ms";
+/// Size of each checkpoint written, bytes.
+pub(crate) const CHECKPOINT_BYTES: &str = "sightline_stream_checkpoint_bytes";
+/// Time to write each checkpoint durably.
+pub(crate) const CHECKPOINT_SECONDS: &str = "sightline_stream_checkpoint_seconds";
