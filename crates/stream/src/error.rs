@@ -33,6 +33,12 @@ pub enum StreamError {
     /// Serializing state failed.
     #[error("cannot encode checkpoint: {0}")]
     Encode(String),
+    /// The event log failed (reading, appending or committing).
+    #[error("event log: {0}")]
+    Log(#[from] sightline_log::LogError),
+    /// The store failed and the runner was told to stop before a retry succeeded.
+    #[error("store: {0}")]
+    Store(#[from] sightline_store::StoreError),
     /// File-system failure.
     #[error("I/O error on {path}: {source}")]
     Io {

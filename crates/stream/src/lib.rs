@@ -61,6 +61,7 @@ pub mod checkpoint;
 mod error;
 pub mod operator;
 pub mod rollup;
+pub mod runner;
 pub mod sql;
 mod telemetry;
 mod value;

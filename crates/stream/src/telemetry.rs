@@ -18,3 +18,20 @@ pub(crate) const WATERMARK_MS: &str = "sightline_stream_watermark_ms";
 pub(crate) const CHECKPOINT_BYTES: &str = "sightline_stream_checkpoint_bytes";
 /// Time to write each checkpoint durably.
 pub(crate) const CHECKPOINT_SECONDS: &str = "sightline_stream_checkpoint_seconds";
+
+/// Records the rollup runner read from its input topics, by `topic`.
+pub(crate) const RUNNER_IN: &str = "sightline_rollups_records_in_total";
+/// Records skipped because the restored checkpoint already covers them, by `topic`.
+pub(crate) const RUNNER_REPLAY_SKIPPED: &str = "sightline_rollups_replay_skipped_total";
+/// Records that could not be decoded, by `topic`.
+pub(crate) const RUNNER_REJECTED: &str = "sightline_rollups_rejected_total";
+/// Rows the runner wrote, by `output` (`rollups`, `event_counts`).
+pub(crate) const RUNNER_OUT: &str = "sightline_rollups_rows_out_total";
+/// Late records forwarded to `<topic>.late`, by `topic`.
+pub(crate) const RUNNER_LATE: &str = "sightline_rollups_late_total";
+/// Time to save a checkpoint and commit the offsets it covers.
+pub(crate) const RUNNER_CHECKPOINT_SECONDS: &str = "sightline_rollups_checkpoint_seconds";
+/// Failed output writes (each is retried), by `output`.
+pub(crate) const RUNNER_WRITE_ERRORS: &str = "sightline_rollups_write_errors_total";
+/// Partitions revoked from this node by a consumer-group rebalance.
+pub(crate) const RUNNER_REVOKED: &str = "sightline_rollups_revoked_partitions_total";
