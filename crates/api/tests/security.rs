@@ -911,6 +911,10 @@ async fn a_public_address_without_auth_is_refused_unless_insecure() {
     assert!(err.to_string().contains("--insecure"), "{err}");
     config.auth.allow_insecure = true;
     let node = sightline_api::Node::start(config, None).await.unwrap();
+    // With auth off every caller is an admin, and no bootstrap token is offered.
+    assert!(node.bootstrap_token().is_none());
+    let url = format!("http://127.0.0.1:{}/api/v1/users", node.addr().port());
+    assert_eq!(reqwest::get(url).await.unwrap().status(), 200);
     node.shutdown().await;
 }
 

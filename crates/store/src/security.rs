@@ -310,6 +310,25 @@ pub(crate) fn conflict(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreEr
 /// the pools for writes and reads (the same pool for PostgreSQL), `$db` the sqlx database.
 macro_rules! impl_security_store {
     ($store:ty, $db:ty, writer = |$w:ident| $writer:expr, reader = |$r:ident| $reader:expr) => {
+        /// Marks the active refresh tokens whose `column` (one of a fixed set, never input)
+        /// equals `value` as revoked; returns how many were active.
+        async fn revoke_tokens_where(
+            pool: &sqlx::Pool<$db>,
+            column: &'static str,
+            value: &str,
+            now_ms: i64,
+        ) -> $crate::Result<u64> {
+            let done = sqlx::query(&format!(
+                "UPDATE refresh_tokens SET revoked_at = $2 \
+                 WHERE {column} = $1 AND revoked_at IS NULL"
+            ))
+            .bind(value)
+            .bind(now_ms)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected())
+        }
+
         #[async_trait::async_trait]
         impl $crate::security::SecurityStore for $store {
             async fn create_user(
@@ -529,15 +548,7 @@ macro_rules! impl_security_store {
                 now_ms: i64,
             ) -> $crate::Result<bool> {
                 let $w = self;
-                let done = sqlx::query(
-                    "UPDATE refresh_tokens SET revoked_at = $2 \
-                     WHERE token_hash = $1 AND revoked_at IS NULL",
-                )
-                .bind(token_hash)
-                .bind(now_ms)
-                .execute($writer)
-                .await?;
-                Ok(done.rows_affected() == 1)
+                Ok(revoke_tokens_where($writer, "token_hash", token_hash, now_ms).await? == 1)
             }
 
             async fn revoke_refresh_family(
@@ -546,15 +557,7 @@ macro_rules! impl_security_store {
                 now_ms: i64,
             ) -> $crate::Result<u64> {
                 let $w = self;
-                let done = sqlx::query(
-                    "UPDATE refresh_tokens SET revoked_at = $2 \
-                     WHERE family = $1 AND revoked_at IS NULL",
-                )
-                .bind(family)
-                .bind(now_ms)
-                .execute($writer)
-                .await?;
-                Ok(done.rows_affected())
+                revoke_tokens_where($writer, "family", family, now_ms).await
             }
 
             async fn revoke_user_refresh_tokens(
@@ -563,15 +566,7 @@ macro_rules! impl_security_store {
                 now_ms: i64,
             ) -> $crate::Result<u64> {
                 let $w = self;
-                let done = sqlx::query(
-                    "UPDATE refresh_tokens SET revoked_at = $2 \
-                     WHERE user_id = $1 AND revoked_at IS NULL",
-                )
-                .bind(user_id)
-                .bind(now_ms)
-                .execute($writer)
-                .await?;
-                Ok(done.rows_affected())
+                revoke_tokens_where($writer, "user_id", user_id, now_ms).await
             }
 
             async fn append_audit(

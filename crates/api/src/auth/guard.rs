@@ -46,14 +46,10 @@ pub(crate) async fn guard(State(state): State<AppState>, mut req: Request, next:
         };
         (text(header::AUTHORIZATION.as_str()), text("x-api-key"))
     };
-    let authenticated = if authorization.is_none() && api_key.is_none() {
-        Ok(Principal::Anonymous)
-    } else {
-        state
-            .auth
-            .authenticate(authorization.as_deref(), api_key.as_deref(), ip)
-            .await
-    };
+    let authenticated = state
+        .auth
+        .authenticate(authorization.as_deref(), api_key.as_deref(), ip)
+        .await;
     let principal = match authenticated {
         Ok(p) => p,
         // A stale token must not lock a client out of login or logout.
