@@ -24,7 +24,9 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 }
 
 async fn aggregated(app: &TestApp, query: &str) -> Vec<Value> {
-    let res = app.get(&format!("/api/v1/metrics/aggregated?{query}")).await;
+    let res = app
+        .get(&format!("/api/v1/metrics/aggregated?{query}"))
+        .await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     body["items"].as_array().unwrap().clone()
@@ -64,7 +66,9 @@ async fn posted_metrics_roll_up_into_exact_one_minute_windows() {
         "value": 1.0,
         "timestamp": base + 6 * 60_000,
     }));
-    let res = app.post_json("/api/v1/metrics", &Value::Array(points)).await;
+    let res = app
+        .post_json("/api/v1/metrics", &Value::Array(points))
+        .await;
     assert_eq!(res.status(), 202, "{}", res.text().await.unwrap());
 
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -73,7 +77,10 @@ async fn posted_metrics_roll_up_into_exact_one_minute_windows() {
         if rows.len() >= 4 {
             break rows;
         }
-        assert!(Instant::now() < deadline, "1m rollups did not appear: {rows:?}");
+        assert!(
+            Instant::now() < deadline,
+            "1m rollups did not appear: {rows:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(rows.len(), 4, "{rows:?}");
@@ -123,7 +130,9 @@ async fn posted_metrics_roll_up_into_exact_one_minute_windows() {
         ("from=yesterday-ish", "from"),
         ("bogus=1", "bogus"),
     ] {
-        let res = app.get(&format!("/api/v1/metrics/aggregated?{query}")).await;
+        let res = app
+            .get(&format!("/api/v1/metrics/aggregated?{query}"))
+            .await;
         assert_eq!(res.status(), 400, "{query}");
         let body = res.text().await.unwrap();
         assert!(body.contains(field), "{query}: {body}");

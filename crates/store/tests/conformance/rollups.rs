@@ -188,7 +188,7 @@ pub async fn event_counts_upsert_and_filter(backend: &Backend) {
         .filter(|r| r.window_start >= BASE_MS + 300_000)
         .cloned()
         .collect();
-    expected.sort_by(|a, b| b.window_start.cmp(&a.window_start));
+    expected.sort_by_key(|r| (std::cmp::Reverse(r.window_start), r.id.clone()));
     assert_eq!(store.query_event_counts(&q).await.unwrap(), expected);
     let all = EventCountQuery {
         limit: 1000,
