@@ -52,7 +52,7 @@ use sightline_store::Store;
 pub use error::ApiError;
 pub use node::{
     CacheConfig, CacheKind, EventLogConfig, LogKind, Node, NodeConfig, NodeError, Role,
-    StoreConfig, StoreKind, TelemetryConfig, open_store,
+    StoreConfig, StoreKind, StreamConfig, TelemetryConfig, open_store,
 };
 pub use routes::Routes;
 pub use tls::TlsConfig;

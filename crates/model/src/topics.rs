@@ -4,6 +4,10 @@
 pub const SYSTEM_EVENTS: &str = "system-events";
 /// Raw metric points as ingested.
 pub const METRICS_RAW: &str = "metrics.raw";
+/// `metrics.raw` records that arrived after every rollup window they belong to had closed.
+pub const METRICS_RAW_LATE: &str = "metrics.raw.late";
+/// `system-events` records that arrived after their event-count window had closed.
+pub const SYSTEM_EVENTS_LATE: &str = "system-events.late";
 /// Windowed metric rollups.
 pub const METRICS_AGGREGATED: &str = "metrics.aggregated";
 /// Newly detected incidents.
@@ -36,6 +40,16 @@ pub const BUILTIN: &[BuiltinTopic] = &[
     BuiltinTopic {
         name: METRICS_RAW,
         partitions: 4,
+        retention_ms: 7 * DAY_MS,
+    },
+    BuiltinTopic {
+        name: SYSTEM_EVENTS_LATE,
+        partitions: 1,
+        retention_ms: 7 * DAY_MS,
+    },
+    BuiltinTopic {
+        name: METRICS_RAW_LATE,
+        partitions: 1,
         retention_ms: 7 * DAY_MS,
     },
     BuiltinTopic {

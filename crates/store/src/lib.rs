@@ -7,6 +7,9 @@
 //! [`PgConfig`]) implements the same trait with the same semantics for scale-out. One
 //! behavioural test suite (`tests/conformance`) runs against both.
 //!
+//! Metric rollups and event counters computed by the stream engine are upserted into
+//! `aggregations` and `event_counts` by deterministic id ([`RollupRow`], [`EventCountRow`]).
+//!
 //! Users, API keys, refresh tokens and the audit trail live in the same database, behind
 //! the [`SecurityStore`] supertrait.
 //!
@@ -19,6 +22,7 @@ mod common;
 mod error;
 mod postgres;
 mod query;
+mod rollups;
 mod security;
 pub mod sink;
 mod sqlite;
@@ -29,6 +33,7 @@ pub use query::{
     Analytics, AnalyticsQuery, BucketCounts, Cursor, EventQuery, GroupBy, GroupCount, MAX_BUCKETS,
     MAX_PAGE, MetricPoint, MetricQuery, Page,
 };
+pub use rollups::{EventCountQuery, EventCountRow, MAX_ROLLUP_ROWS, RollupQuery, RollupRow};
 pub use security::{AuditQuery, DelegateSecurity, RefreshToken, SecurityStore, UserChange};
 pub use sqlite::SqliteStore;
 
@@ -91,6 +96,19 @@ pub trait Store: SecurityStore + Send + Sync + std::fmt::Debug {
 
     /// Metric points matching the filters, newest first, with keyset pagination.
     async fn query_metrics(&self, query: &MetricQuery) -> Result<Page<MetricPoint>>;
+
+    /// Upserts metric rollups into `aggregations` by id, in one transaction; returns the
+    /// rows written. A replayed window replaces its row (same id, same values).
+    async fn write_rollups(&self, rows: &[RollupRow]) -> Result<u64>;
+
+    /// Upserts event counters into `event_counts` by id, in one transaction.
+    async fn write_event_counts(&self, rows: &[EventCountRow]) -> Result<u64>;
+
+    /// Rollups whose window starts in `[since, until)`, newest first.
+    async fn query_rollups(&self, query: &RollupQuery) -> Result<Vec<RollupRow>>;
+
+    /// Event counters whose window starts in `[since, until)`, newest first.
+    async fn query_event_counts(&self, query: &EventCountQuery) -> Result<Vec<EventCountRow>>;
 
     /// Checks the database answers (for `/ready`).
     async fn ping(&self) -> Result<()>;

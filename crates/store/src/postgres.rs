@@ -421,8 +421,34 @@ crate::security::impl_security_store!(
     reader = |s| &s.pool
 );
 
+crate::rollups::rollup_store_methods!(
+    PgStore,
+    Postgres,
+    writer = |s| &s.pool,
+    reader = |s| &s.pool
+);
+
 #[async_trait::async_trait]
 impl Store for PgStore {
+    async fn write_rollups(&self, rows: &[crate::RollupRow]) -> Result<u64> {
+        self.sql_write_rollups(rows).await
+    }
+
+    async fn write_event_counts(&self, rows: &[crate::EventCountRow]) -> Result<u64> {
+        self.sql_write_event_counts(rows).await
+    }
+
+    async fn query_rollups(&self, query: &crate::RollupQuery) -> Result<Vec<crate::RollupRow>> {
+        self.sql_query_rollups(query).await
+    }
+
+    async fn query_event_counts(
+        &self,
+        query: &crate::EventCountQuery,
+    ) -> Result<Vec<crate::EventCountRow>> {
+        self.sql_query_event_counts(query).await
+    }
+
     async fn write_events(&self, batch: &[LoggedEvent]) -> Result<WriteSummary> {
         if batch.is_empty() {
             return Ok(WriteSummary::default());

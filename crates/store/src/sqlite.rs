@@ -177,8 +177,34 @@ struct EncodedEvent<'a> {
     tags: String,
 }
 
+crate::rollups::rollup_store_methods!(
+    SqliteStore,
+    Sqlite,
+    writer = |s| &s.writer,
+    reader = |s| &s.reader
+);
+
 #[async_trait::async_trait]
 impl Store for SqliteStore {
+    async fn write_rollups(&self, rows: &[crate::RollupRow]) -> Result<u64> {
+        self.sql_write_rollups(rows).await
+    }
+
+    async fn write_event_counts(&self, rows: &[crate::EventCountRow]) -> Result<u64> {
+        self.sql_write_event_counts(rows).await
+    }
+
+    async fn query_rollups(&self, query: &crate::RollupQuery) -> Result<Vec<crate::RollupRow>> {
+        self.sql_query_rollups(query).await
+    }
+
+    async fn query_event_counts(
+        &self,
+        query: &crate::EventCountQuery,
+    ) -> Result<Vec<crate::EventCountRow>> {
+        self.sql_query_event_counts(query).await
+    }
+
     async fn write_events(&self, batch: &[LoggedEvent]) -> Result<WriteSummary> {
         if batch.is_empty() {
             return Ok(WriteSummary::default());

@@ -335,7 +335,10 @@ async fn migrations_run_on_an_empty_database_and_only_once() {
             .await
             .expect("migrations")
             .get(0);
-        assert_eq!(migrations, 2, "0001_init and 0002_security, once each");
+        assert_eq!(
+            migrations, 3,
+            "0001_init, 0002_security and 0003_aggregations, once each"
+        );
         assert_eq!(
             again.get_event("evt-000001").await.expect("get"),
             Some(event(1, BASE_MS))

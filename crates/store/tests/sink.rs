@@ -18,8 +18,9 @@ use sightline_log::{EmbeddedLog, EventLog, LogConfig, Offset, Record, TopicConfi
 use sightline_model::{Event, Metric, Severity, SourceType, topics};
 use sightline_store::sink::{self, SinkConfig};
 use sightline_store::{
-    Analytics, AnalyticsQuery, EventQuery, LoggedEvent, LoggedMetric, MAX_PAGE, MetricPoint,
-    MetricQuery, Page, SqliteStore, Store, WriteSummary,
+    Analytics, AnalyticsQuery, EventCountQuery, EventCountRow, EventQuery, LoggedEvent,
+    LoggedMetric, MAX_PAGE, MetricPoint, MetricQuery, Page, RollupQuery, RollupRow, SqliteStore,
+    Store, WriteSummary,
 };
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -597,6 +598,23 @@ impl Store for FlakyStore {
         query: &MetricQuery,
     ) -> sightline_store::Result<Page<MetricPoint>> {
         self.inner.query_metrics(query).await
+    }
+    async fn write_rollups(&self, rows: &[RollupRow]) -> sightline_store::Result<u64> {
+        self.fail()?;
+        self.inner.write_rollups(rows).await
+    }
+    async fn write_event_counts(&self, rows: &[EventCountRow]) -> sightline_store::Result<u64> {
+        self.fail()?;
+        self.inner.write_event_counts(rows).await
+    }
+    async fn query_rollups(&self, query: &RollupQuery) -> sightline_store::Result<Vec<RollupRow>> {
+        self.inner.query_rollups(query).await
+    }
+    async fn query_event_counts(
+        &self,
+        query: &EventCountQuery,
+    ) -> sightline_store::Result<Vec<EventCountRow>> {
+        self.inner.query_event_counts(query).await
     }
     async fn ping(&self) -> sightline_store::Result<()> {
         self.inner.ping().await

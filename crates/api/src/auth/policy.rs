@@ -50,6 +50,9 @@ pub const POLICY: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/metrics", R(Role::Viewer)),
     ("GET", "/api/v1/metrics/live", R(Role::Viewer)),
     ("GET", "/api/metrics/live", R(Role::Viewer)),
+    ("GET", "/api/v1/metrics/aggregated", R(Role::Viewer)),
+    ("GET", "/api/metrics/aggregated", R(Role::Viewer)),
+    ("GET", "/api/v1/events/counts", R(Role::Viewer)),
     // Administration.
     ("GET", "/api/v1/users", R(Role::Admin)),
     ("POST", "/api/v1/users", R(Role::Admin)),

@@ -39,6 +39,8 @@ pub struct NodeConfig {
     pub cache: CacheConfig,
     /// Inputs besides the HTTP API, run by nodes that ingest.
     pub sources: SourcesConfig,
+    /// Stream engine: built-in metric rollups and event counters.
+    pub stream: StreamConfig,
     /// Log output.
     pub telemetry: TelemetryConfig,
 }
@@ -173,6 +175,36 @@ pub struct StoreConfig {
     pub batch_size: usize,
 }
 
+/// Stream engine settings: the built-in rollup job run by nodes that process.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamConfig {
+    /// Run the built-in metric rollups (1m/5m/15m) and event counters (5m).
+    pub rollups: bool,
+    /// How often rollup state is checkpointed (in `<data_dir>/checkpoints/`) and its
+    /// source offsets committed, ms.
+    pub checkpoint_interval_ms: u64,
+    /// How far behind the newest event time a point may arrive and still count, ms.
+    pub max_out_of_orderness_ms: i64,
+    /// Processing time after which a silent partition stops holding windows open, ms;
+    /// 0 waits for every partition forever.
+    pub idle_timeout_ms: i64,
+    /// How long after its end a window still accepts points, ms.
+    pub grace_ms: i64,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        Self {
+            rollups: true,
+            checkpoint_interval_ms: 5_000,
+            max_out_of_orderness_ms: 5_000,
+            idle_timeout_ms: 30_000,
+            grace_ms: 5_000,
+        }
+    }
+}
+
 /// Logging settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -196,6 +228,7 @@ impl Default for NodeConfig {
             store: StoreConfig::default(),
             cache: CacheConfig::default(),
             sources: SourcesConfig::default(),
+            stream: StreamConfig::default(),
             telemetry: TelemetryConfig::default(),
         }
     }
@@ -260,6 +293,22 @@ impl NodeConfig {
             (
                 self.store.batch_size >= 1,
                 "store.batch_size must be at least 1",
+            ),
+            (
+                self.stream.checkpoint_interval_ms >= 10,
+                "stream.checkpoint_interval_ms must be at least 10",
+            ),
+            (
+                self.stream.max_out_of_orderness_ms >= 0,
+                "stream.max_out_of_orderness_ms must not be negative",
+            ),
+            (
+                self.stream.idle_timeout_ms >= 0,
+                "stream.idle_timeout_ms must not be negative (0 disables it)",
+            ),
+            (
+                self.stream.grace_ms >= 0,
+                "stream.grace_ms must not be negative",
             ),
         ];
         self.api.tls.validate()?;

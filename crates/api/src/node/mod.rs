@@ -1,7 +1,9 @@
 //! One sightline node: the event log, the store, the cache, the log consumers and the HTTP
 //! API — started together, stopped together. With the defaults everything is embedded (log
 //! and SQLite in the data directory, in-process cache); the configuration swaps in Kafka,
-//! PostgreSQL and Redis, and a [`Role`] splits the work over several nodes.
+//! PostgreSQL and Redis, and a [`Role`] splits the work over several nodes. Processing
+//! nodes also run the stream engine's rollup runner (`[stream]`), checkpointing into
+//! `<data_dir>/checkpoints/`.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), sightline_api::NodeError> {
@@ -26,12 +28,14 @@ use sightline_ingest::{Ingestor, kafka_source};
 use sightline_log::{EmbeddedLog, EventLog, KafkaLog, LogError, TopicConfig};
 use sightline_model::{Clock, topics};
 use sightline_store::{PgStore, SqliteStore, Store, StoreError, sink};
+use sightline_stream::rollup::RollupConfig;
+use sightline_stream::{CheckpointStore, FileCheckpointStore, WatermarkConfig, runner};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::{
     CacheConfig, CacheKind, EventLogConfig, LogKind, NodeConfig, Role, StoreConfig, StoreKind,
-    TelemetryConfig,
+    StreamConfig, TelemetryConfig,
 };
 
 use sightline_auth::Auth;
@@ -136,6 +140,27 @@ impl Node {
                     },
                 )
             })?);
+            if config.stream.rollups {
+                let checkpoints: Arc<dyn CheckpointStore> = Arc::new(
+                    FileCheckpointStore::open(config.data_dir.join("checkpoints"))
+                        .map_err(|e| NodeError::Config(format!("stream: {e}")))?,
+                );
+                let runner_config = runner_config(&config.stream);
+                let (log, store, codec, stopped) =
+                    (log.clone(), store.clone(), codec.clone(), stop.subscribe());
+                threads.push(on_own_thread("sightline-rollups", move || {
+                    supervised("rollup runner".into(), stopped, move |until_stopped| {
+                        runner::run_rollups(
+                            log.clone(),
+                            store.clone(),
+                            Some(codec.clone()),
+                            checkpoints.clone(),
+                            runner_config.clone(),
+                            until_stopped,
+                        )
+                    })
+                })?);
+            }
             let sink_config = sink::SinkConfig {
                 batch_size: config.store.batch_size,
                 codec: Some(codec.clone()),
@@ -327,6 +352,21 @@ where
         .name(name.to_owned())
         .spawn(move || runtime.block_on(make()))
         .map_err(|e| NodeError::Config(format!("cannot start {name}: {e}")))
+}
+
+/// The rollup runner's settings from the `[stream]` section.
+fn runner_config(stream: &StreamConfig) -> runner::RunnerConfig {
+    runner::RunnerConfig {
+        rollup: RollupConfig {
+            watermark: WatermarkConfig {
+                max_out_of_orderness_ms: stream.max_out_of_orderness_ms,
+                idle_timeout_ms: (stream.idle_timeout_ms > 0).then_some(stream.idle_timeout_ms),
+            },
+            grace_ms: stream.grace_ms,
+        },
+        checkpoint_interval: std::time::Duration::from_millis(stream.checkpoint_interval_ms),
+        ..runner::RunnerConfig::default()
+    }
 }
 
 /// Runs a log consumer, supervised: `run` gets a future that completes when the node

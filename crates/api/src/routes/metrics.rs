@@ -1,4 +1,5 @@
-//! Raw metric point queries (ingestion of metrics is in [`super::ingest`]).
+//! Metric queries: raw points, and the stream engine's rollups and event counters
+//! (ingestion of metrics is in [`super::ingest`]).
 
 use std::collections::HashMap;
 
@@ -6,7 +7,10 @@ use axum::Json;
 use axum::extract::{Query, State};
 use sightline_cache::keys;
 use sightline_model::Metric;
-use sightline_store::{MetricPoint, MetricQuery, Page};
+use sightline_store::{
+    EventCountQuery, EventCountRow, MAX_ROLLUP_ROWS, MetricPoint, MetricQuery, Page, RollupQuery,
+    RollupRow,
+};
 
 use super::params;
 use crate::{ApiError, AppState};
@@ -17,6 +21,129 @@ pub fn routes() -> super::Routes {
         .get("/api/v1/metrics", list)
         .get("/api/v1/metrics/live", live)
         .get("/api/metrics/live", live)
+        .get("/api/v1/metrics/aggregated", aggregated)
+        .get("/api/metrics/aggregated", aggregated)
+        .get("/api/v1/events/counts", event_counts)
+}
+
+/// Rows returned by the rollup queries when no `limit` is given.
+const DEFAULT_ROLLUP_LIMIT: u32 = 1000;
+
+/// `limit` of the rollup queries: 1..=[`MAX_ROLLUP_ROWS`], refused outside.
+fn rollup_limit(raw: Option<&str>) -> Result<u32, ApiError> {
+    match raw {
+        None => Ok(DEFAULT_ROLLUP_LIMIT),
+        Some(s) => match s.parse::<u32>() {
+            Ok(n) if (1..=MAX_ROLLUP_ROWS).contains(&n) => Ok(n),
+            _ => Err(params::bad(
+                "limit",
+                format!("'{s}' is not an integer between 1 and {MAX_ROLLUP_ROWS}"),
+            )),
+        },
+    }
+}
+
+/// Rollups of the requested windows, newest first.
+#[derive(Debug, serde::Serialize)]
+struct Aggregated {
+    items: Vec<RollupRow>,
+}
+
+/// `GET /api/v1/metrics/aggregated?service=&metric=&window=1m|5m|15m&from=&to=&limit=`:
+/// the 1-, 5- and 15-minute rollups (count/sum/min/max/avg/p95/p99) whose window starts in
+/// `[from, to)`, newest first.
+async fn aggregated(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Aggregated>, ApiError> {
+    const KNOWN: &[&str] = &[
+        "service",
+        "service_name",
+        "metric",
+        "metric_type",
+        "window",
+        "hours",
+        "from",
+        "to",
+        "limit",
+    ];
+    params::reject_unknown(&q, KNOWN)?;
+    let get = |k: &str| q.get(k).map(String::as_str).filter(|s| !s.is_empty());
+    let window = match get("window") {
+        None => None,
+        Some(w @ ("1m" | "5m" | "15m")) => Some(w.to_owned()),
+        Some(other) => {
+            return Err(params::bad(
+                "window",
+                format!("'{other}' is not one of 1m, 5m, 15m"),
+            ));
+        }
+    };
+    let (since, until) = params::time_range(
+        chrono::Utc::now().timestamp_millis(),
+        get("hours"),
+        get("from"),
+        get("to"),
+    )?;
+    let query = RollupQuery {
+        service: get("service").or(get("service_name")).map(str::to_owned),
+        metric: get("metric").or(get("metric_type")).map(str::to_owned),
+        window,
+        since,
+        until,
+        limit: rollup_limit(get("limit"))?,
+    };
+    Ok(Json(Aggregated {
+        items: state.store.query_rollups(&query).await?,
+    }))
+}
+
+/// Event counters of the requested windows, newest first.
+#[derive(Debug, serde::Serialize)]
+struct EventCounts {
+    items: Vec<EventCountRow>,
+}
+
+/// `GET /api/v1/events/counts?service=&severity=&from=&to=&limit=`: events per service,
+/// severity and 5-minute window whose start is in `[from, to)`, newest first.
+async fn event_counts(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<EventCounts>, ApiError> {
+    const KNOWN: &[&str] = &[
+        "service",
+        "service_name",
+        "severity",
+        "hours",
+        "from",
+        "to",
+        "limit",
+    ];
+    params::reject_unknown(&q, KNOWN)?;
+    let get = |k: &str| q.get(k).map(String::as_str).filter(|s| !s.is_empty());
+    let severity = get("severity")
+        .map(|s| {
+            sightline_model::Severity::parse("severity", s)
+                .map(|sev| sev.as_str().to_owned())
+                .map_err(|e| params::bad("severity", e.to_string()))
+        })
+        .transpose()?;
+    let (since, until) = params::time_range(
+        chrono::Utc::now().timestamp_millis(),
+        get("hours"),
+        get("from"),
+        get("to"),
+    )?;
+    let query = EventCountQuery {
+        service: get("service").or(get("service_name")).map(str::to_owned),
+        severity,
+        since,
+        until,
+        limit: rollup_limit(get("limit"))?,
+    };
+    Ok(Json(EventCounts {
+        items: state.store.query_event_counts(&query).await?,
+    }))
 }
 
 /// A service's newest points, oldest first, and where they came from.

@@ -22,7 +22,9 @@ use sightline_store::{
 };
 use sqlx::Row as _;
 
+mod rollups;
 mod security;
+pub use rollups::*;
 pub use security::*;
 
 /// A fresh store under test, with a side door to its tables for checks the trait cannot
@@ -143,6 +145,10 @@ macro_rules! conformance_tests {
                 api_keys_round_trip_and_revoke_once,
                 refresh_tokens_rotate_once_and_revoke_by_family_and_user,
                 audit_entries_filter_and_paginate_newest_first,
+                rollups_upsert_by_id_and_round_trip_exactly,
+                rollup_filters_match_brute_force,
+                rollup_queries_reject_bad_limits_and_windows,
+                event_counts_upsert_and_filter,
             );
         }
     };
