@@ -51,7 +51,7 @@ pub enum Executed {
     NothingDropped(String),
 }
 
-/// Streams and continuous queries by name. See the [module docs](self).
+/// Streams and continuous queries by name. See the `sql` module docs.
 #[derive(Debug, Default)]
 pub struct Catalog {
     streams: BTreeMap<String, Arc<StreamDef>>,

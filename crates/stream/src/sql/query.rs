@@ -102,7 +102,7 @@ pub(crate) enum Kind {
     },
 }
 
-/// A compiled, running continuous query. See the [module docs](self).
+/// A compiled, running continuous query. See the `sql` module docs.
 #[derive(Debug)]
 pub struct ContinuousQuery {
     name: String,
