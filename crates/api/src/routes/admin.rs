@@ -155,12 +155,7 @@ async fn audit(
         &["actor", "action", "from", "to", "hours", "limit", "cursor"],
     )?;
     let get = |k: &str| q.get(k).map(String::as_str).filter(|s| !s.is_empty());
-    let (since, until) = params::time_range(
-        chrono::Utc::now().timestamp_millis(),
-        get("hours"),
-        get("from"),
-        get("to"),
-    )?;
+    let (since, until) = params::requested_range(&q)?;
     let query = AuditQuery {
         actor: get("actor").map(str::to_owned),
         action_prefix: get("action").map(str::to_owned),

@@ -51,7 +51,7 @@ async fn list(
         })
         .transpose()?
         .unwrap_or_default();
-    let (since_ms, until_ms) = params::time_range(now_ms(), get("hours"), get("from"), get("to"))?;
+    let (since_ms, until_ms) = params::requested_range(&q)?;
     let query = EventQuery {
         severities,
         since_ms,

@@ -79,12 +79,7 @@ async fn aggregated(
             ));
         }
     };
-    let (since, until) = params::time_range(
-        chrono::Utc::now().timestamp_millis(),
-        get("hours"),
-        get("from"),
-        get("to"),
-    )?;
+    let (since, until) = params::requested_range(&q)?;
     let query = RollupQuery {
         service: get("service").or(get("service_name")).map(str::to_owned),
         metric: get("metric").or(get("metric_type")).map(str::to_owned),
@@ -128,12 +123,7 @@ async fn event_counts(
                 .map_err(|e| params::bad("severity", e.to_string()))
         })
         .transpose()?;
-    let (since, until) = params::time_range(
-        chrono::Utc::now().timestamp_millis(),
-        get("hours"),
-        get("from"),
-        get("to"),
-    )?;
+    let (since, until) = params::requested_range(&q)?;
     let query = EventCountQuery {
         service: get("service").or(get("service_name")).map(str::to_owned),
         severity,
@@ -219,12 +209,7 @@ async fn list(
     ];
     params::reject_unknown(&q, KNOWN)?;
     let get = |k: &str| q.get(k).map(String::as_str).filter(|s| !s.is_empty());
-    let (since_ms, until_ms) = params::time_range(
-        chrono::Utc::now().timestamp_millis(),
-        get("hours"),
-        get("from"),
-        get("to"),
-    )?;
+    let (since_ms, until_ms) = params::requested_range(&q)?;
     let query = MetricQuery {
         service: get("service").or(get("service_name")).map(str::to_owned),
         metric_type: get("metric").or(get("metric_type")).map(str::to_owned),

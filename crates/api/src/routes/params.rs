@@ -95,8 +95,22 @@ pub(crate) fn instant_ms(field: &str, raw: &str) -> Result<i64, ApiError> {
         })
 }
 
+/// The `[since, until)` range a read route's `hours` / `from` / `to` parameters ask for,
+/// relative to the current time.
+pub(crate) fn requested_range(
+    q: &std::collections::HashMap<String, String>,
+) -> Result<(Option<i64>, Option<i64>), ApiError> {
+    let get = |k: &str| q.get(k).map(String::as_str).filter(|s| !s.is_empty());
+    time_range(
+        chrono::Utc::now().timestamp_millis(),
+        get("hours"),
+        get("from"),
+        get("to"),
+    )
+}
+
 /// Resolves `hours` / `from` / `to` into a `[since, until)` range.
-pub(crate) fn time_range(
+fn time_range(
     now_ms: i64,
     hours: Option<&str>,
     from: Option<&str>,
