@@ -7,9 +7,9 @@
 //! text is the same for both backends (`$n` placeholders work in SQLite too), so one macro
 //! implements the [`Store`](crate::Store) methods for each and they cannot drift apart.
 
-use sqlx::{ColumnIndex, Decode, Row, Type};
+use sqlx::{ColumnIndex, Database, Decode, Encode, QueryBuilder, Row, Type};
 
-use crate::common::column;
+use crate::common::{Filter, column};
 use crate::{Result, StoreError};
 
 /// Most rows one rollup query returns.
@@ -106,6 +106,39 @@ pub(crate) const EVENT_COUNT_COLUMNS: &str =
     "id, service_name, severity, window_start, window_end, count";
 
 /// Checks a query's limit and window label before any SQL runs.
+/// Ends a rollup or event-count query: equality on each given column, window starts in
+/// `[since, until)`, newest windows first, at most `limit` rows.
+pub(crate) fn push_window_filters<'args, DB>(
+    select: &mut QueryBuilder<'args, DB>,
+    exact: &[(&str, Option<&String>)],
+    (since, until): (Option<i64>, Option<i64>),
+    limit: i64,
+) where
+    DB: Database,
+    i64: 'args + Encode<'args, DB> + Type<DB>,
+    String: 'args + Encode<'args, DB> + Type<DB>,
+{
+    let mut filter = Filter::new();
+    for (column, value) in exact {
+        if let Some(value) = value {
+            filter
+                .and(select)
+                .push(*column)
+                .push(" = ")
+                .push_bind((*value).clone());
+        }
+    }
+    if let Some(since) = since {
+        filter.and(select).push("window_start >= ").push_bind(since);
+    }
+    if let Some(until) = until {
+        filter.and(select).push("window_start < ").push_bind(until);
+    }
+    select
+        .push(" ORDER BY window_start DESC, id LIMIT ")
+        .push_bind(limit);
+}
+
 pub(crate) fn check_limit(limit: u32) -> Result<i64> {
     if limit == 0 || limit > MAX_ROLLUP_ROWS {
         return Err(StoreError::InvalidQuery(format!(
@@ -278,23 +311,16 @@ macro_rules! rollup_store_methods {
                 "SELECT {} FROM aggregations",
                 $crate::rollups::ROLLUP_COLUMNS
             ));
-            let mut filter = $crate::common::Filter::new();
-            if let Some(service) = &query.service {
-                filter.and(&mut select).push("service_name = ").push_bind(service.clone());
-            }
-            if let Some(metric) = &query.metric {
-                filter.and(&mut select).push("metric_type = ").push_bind(metric.clone());
-            }
-            if let Some(window) = &query.window {
-                filter.and(&mut select).push("\"window\" = ").push_bind(window.clone());
-            }
-            if let Some(since) = query.since {
-                filter.and(&mut select).push("window_start >= ").push_bind(since);
-            }
-            if let Some(until) = query.until {
-                filter.and(&mut select).push("window_start < ").push_bind(until);
-            }
-            select.push(" ORDER BY window_start DESC, id LIMIT ").push_bind(limit);
+            $crate::rollups::push_window_filters(
+                &mut select,
+                &[
+                    ("service_name", query.service.as_ref()),
+                    ("metric_type", query.metric.as_ref()),
+                    ("\"window\"", query.window.as_ref()),
+                ],
+                (query.since, query.until),
+                limit,
+            );
             select
                 .build()
                 .fetch_all($reader)
@@ -314,20 +340,15 @@ macro_rules! rollup_store_methods {
                 "SELECT {} FROM event_counts",
                 $crate::rollups::EVENT_COUNT_COLUMNS
             ));
-            let mut filter = $crate::common::Filter::new();
-            if let Some(service) = &query.service {
-                filter.and(&mut select).push("service_name = ").push_bind(service.clone());
-            }
-            if let Some(severity) = &query.severity {
-                filter.and(&mut select).push("severity = ").push_bind(severity.clone());
-            }
-            if let Some(since) = query.since {
-                filter.and(&mut select).push("window_start >= ").push_bind(since);
-            }
-            if let Some(until) = query.until {
-                filter.and(&mut select).push("window_start < ").push_bind(until);
-            }
-            select.push(" ORDER BY window_start DESC, id LIMIT ").push_bind(limit);
+            $crate::rollups::push_window_filters(
+                &mut select,
+                &[
+                    ("service_name", query.service.as_ref()),
+                    ("severity", query.severity.as_ref()),
+                ],
+                (query.since, query.until),
+                limit,
+            );
             select
                 .build()
                 .fetch_all($reader)

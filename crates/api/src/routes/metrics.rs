@@ -43,10 +43,10 @@ fn rollup_limit(raw: Option<&str>) -> Result<u32, ApiError> {
     }
 }
 
-/// Rollups of the requested windows, newest first.
+/// The rows of a windowed read (rollups or event counters), newest first.
 #[derive(Debug, serde::Serialize)]
-struct Aggregated {
-    items: Vec<RollupRow>,
+struct Items<T> {
+    items: Vec<T>,
 }
 
 /// `GET /api/v1/metrics/aggregated?service=&metric=&window=1m|5m|15m&from=&to=&limit=`:
@@ -55,7 +55,7 @@ struct Aggregated {
 async fn aggregated(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Aggregated>, ApiError> {
+) -> Result<Json<Items<RollupRow>>, ApiError> {
     const KNOWN: &[&str] = &[
         "service",
         "service_name",
@@ -88,15 +88,9 @@ async fn aggregated(
         until,
         limit: rollup_limit(get("limit"))?,
     };
-    Ok(Json(Aggregated {
+    Ok(Json(Items {
         items: state.store.query_rollups(&query).await?,
     }))
-}
-
-/// Event counters of the requested windows, newest first.
-#[derive(Debug, serde::Serialize)]
-struct EventCounts {
-    items: Vec<EventCountRow>,
 }
 
 /// `GET /api/v1/events/counts?service=&severity=&from=&to=&limit=`: events per service,
@@ -104,7 +98,7 @@ struct EventCounts {
 async fn event_counts(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<EventCounts>, ApiError> {
+) -> Result<Json<Items<EventCountRow>>, ApiError> {
     const KNOWN: &[&str] = &[
         "service",
         "service_name",
@@ -131,7 +125,7 @@ async fn event_counts(
         until,
         limit: rollup_limit(get("limit"))?,
     };
-    Ok(Json(EventCounts {
+    Ok(Json(Items {
         items: state.store.query_event_counts(&query).await?,
     }))
 }
