@@ -233,17 +233,27 @@ async fn wait_until_all_store(
     nodes: &[NodeProcess],
 ) -> anyhow::Result<Vec<u64>> {
     let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last_error = None;
     loop {
         let mut stored = Vec::with_capacity(nodes.len());
         for node in nodes {
-            stored.push(http::stored_by_node(client, &node.base()).await?);
+            // A node busy catching up may answer a scrape slowly: that is "not yet", not
+            // a failed run; the deadline still bounds the wait.
+            match http::stored_by_node(client, &node.base()).await {
+                Ok(n) => stored.push(n),
+                Err(e) => {
+                    last_error = Some(format!("{e:#}"));
+                    stored.push(0);
+                }
+            }
         }
         if stored.iter().all(|n| *n > 0) {
             return Ok(stored);
         }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "the process nodes never split the partitions: stored {stored:?}"
+            "the process nodes never split the partitions: stored {stored:?}; last scrape \
+             error: {last_error:?}"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-/// Polls `ready` every `every` until it answers true; fails with `what` after `timeout`.
+/// Polls `ready` every `every` until it answers true (a check that errs counts as not yet);
+/// fails with `what` and the last error after `timeout`.
 async fn poll_until<F, Fut>(
     timeout: Duration,
     every: Duration,
@@ -18,11 +19,19 @@ where
     Fut: std::future::Future<Output = anyhow::Result<bool>>,
 {
     let deadline = Instant::now() + timeout;
+    let mut last_error = None;
     loop {
-        if ready().await? {
-            return Ok(());
+        // A failed check (a node too busy to answer in time) is "not yet"; the deadline
+        // bounds the wait and the last error is reported with it.
+        match ready().await {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => last_error = Some(format!("{e:#}")),
         }
-        anyhow::ensure!(Instant::now() < deadline, "{what} within {timeout:?}");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{what} within {timeout:?} (last error: {last_error:?})"
+        );
         tokio::time::sleep(every).await;
     }
 }
