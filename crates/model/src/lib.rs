@@ -23,22 +23,28 @@
 //! assert_eq!(err.field, "service_name");
 //! ```
 
+mod anomaly;
 pub mod clock;
 pub mod decode;
 mod event;
 pub mod fingerprint;
+mod incident;
 pub mod input;
 mod metric;
 pub mod schemas;
 mod secret;
 mod security;
 pub mod topics;
+mod topology;
 mod validation;
 
+pub use anomaly::{Anomaly, Signal};
 pub use clock::Clock;
 pub use event::{Event, Severity, SourceType};
+pub use incident::{Correlation, CorrelationKind, Incident, IncidentStatus, TimelineEntry};
 pub use input::{IngestContext, MetricInput, SystemEventInput, WebhookInput};
 pub use metric::Metric;
 pub use secret::{REDACTED, Secret};
 pub use security::{ActorKind, ApiKey, AuditEntry, Role, Scope, User};
+pub use topology::{ServiceNode, Topology};
 pub use validation::ValidationError;
