@@ -165,3 +165,61 @@ pub struct Correlation {
     /// When the link was made, epoch milliseconds.
     pub created_at: i64,
 }
+
+/// How a [`Matcher`] compares a label with its value (Alertmanager's four operators).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MatchOp {
+    /// `=`: equal.
+    #[serde(rename = "=")]
+    Equal,
+    /// `!=`: not equal (a missing label counts as the empty string).
+    #[serde(rename = "!=")]
+    NotEqual,
+    /// `=~`: the whole value matches the regular expression.
+    #[serde(rename = "=~")]
+    Regex,
+    /// `!~`: the whole value does not match the regular expression.
+    #[serde(rename = "!~")]
+    NotRegex,
+}
+
+/// One condition on one label of a signal (`service`, `signal`, `detector`, `severity`,
+/// `environment`, `host`, and any tag).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Matcher {
+    /// The label name.
+    pub name: String,
+    /// The comparison.
+    pub op: MatchOp,
+    /// The value or regular expression.
+    pub value: String,
+}
+
+/// A silence or maintenance window: signals whose labels match every matcher between
+/// `starts_at` and `ends_at` open no incident; each suppression is recorded with the
+/// silence's id as the reason.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Silence {
+    /// A UUIDv7.
+    pub id: String,
+    /// All must match.
+    pub matchers: Vec<Matcher>,
+    /// Start of the window, epoch milliseconds.
+    pub starts_at: i64,
+    /// End of the window, epoch milliseconds (exclusive).
+    pub ends_at: i64,
+    /// Who created it.
+    pub created_by: String,
+    /// Why (e.g. "database maintenance, CHG-1234").
+    pub comment: String,
+    /// When it was created, epoch milliseconds.
+    pub created_at: i64,
+}
+
+impl Silence {
+    /// Whether the silence is in force at `now`.
+    pub fn active_at(&self, now: i64) -> bool {
+        self.starts_at <= now && now < self.ends_at
+    }
+}

@@ -41,7 +41,10 @@ mod validation;
 pub use anomaly::{Anomaly, Signal};
 pub use clock::Clock;
 pub use event::{Event, Severity, SourceType};
-pub use incident::{Correlation, CorrelationKind, Incident, IncidentStatus, TimelineEntry};
+pub use incident::{
+    Correlation, CorrelationKind, Incident, IncidentStatus, MatchOp, Matcher, Silence,
+    TimelineEntry,
+};
 pub use input::{IngestContext, MetricInput, SystemEventInput, WebhookInput};
 pub use metric::Metric;
 pub use secret::{REDACTED, Secret};
