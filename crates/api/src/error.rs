@@ -43,6 +43,12 @@ pub enum ApiError {
     /// change is invalid (400), conflicting (409) or about nothing (404).
     #[error("{0}")]
     Auth(#[from] sightline_auth::AuthError),
+    /// A SQL statement that does not compile (400), with where and why.
+    #[error("{0}")]
+    Sql(sightline_stream::sql::SqlError),
+    /// The request conflicts with what exists (409), e.g. a name that is taken.
+    #[error("{0}")]
+    Conflict(String),
     /// A fault on our side (500); the details go to the log only.
     #[error("internal error")]
     Internal(String),
@@ -59,6 +65,12 @@ struct Problem<'a> {
     errors: Vec<ItemError>,
     #[serde(skip_serializing_if = "Option::is_none")]
     correlation_id: Option<String>,
+    /// For SQL errors: 1-based line of the offending token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<u64>,
+    /// For SQL errors: 1-based column of the offending token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    column: Option<u64>,
 }
 
 /// One invalid item or field, as listed in a problem document.
@@ -124,6 +136,8 @@ impl ApiError {
                     "Internal error",
                 ),
             },
+            ApiError::Sql(_) => (StatusCode::BAD_REQUEST, "invalid-sql", "Invalid SQL"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -138,6 +152,10 @@ impl IntoResponse for ApiError {
         let (status, slug, title) = self.parts();
         let mut errors = Vec::new();
         let mut correlation_id = None;
+        let location = match &self {
+            ApiError::Sql(e) => Some((e.line, e.column)),
+            _ => None,
+        };
         let detail = match &self {
             ApiError::Malformed(e) | ApiError::BadParameter(e) => {
                 errors.push(ItemError {
@@ -198,6 +216,8 @@ impl IntoResponse for ApiError {
             detail,
             errors,
             correlation_id,
+            line: location.map(|(line, _)| line),
+            column: location.map(|(_, column)| column),
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();
@@ -237,6 +257,9 @@ impl From<IngestError> for ApiError {
                     format!("batch of {items} items exceeds the limit of {limit}"),
                 ))
             }
+            IngestError::UnknownTopic(topic) => {
+                ApiError::NotFound(format!("no topic named '{topic}'"))
+            }
             IngestError::Overloaded => ApiError::Unavailable {
                 reason: "too many ingestion requests in flight; retry shortly".into(),
                 retry_after: 1,
@@ -268,6 +291,10 @@ impl From<sightline_store::StoreError> for ApiError {
                     "cursor",
                     format!("'{c}' is not a cursor this server issued"),
                 ))
+            }
+            sightline_store::StoreError::Conflict(what) => ApiError::Conflict(what),
+            sightline_store::StoreError::InvalidQuery(reason) => {
+                ApiError::BadParameter(ValidationError::new("query", reason))
             }
             other => ApiError::Internal(other.to_string()),
         }

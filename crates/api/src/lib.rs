@@ -100,6 +100,11 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// HTTP limits.
     pub config: ApiConfig,
+    /// Woken when continuous-SQL definitions change, so this node's query supervisor
+    /// picks them up at once rather than at its next poll.
+    pub queries_changed: Arc<tokio::sync::Notify>,
+    /// Becomes `true` when the node stops: long-lived responses (push queries) end.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The routes a node with `role` serves: the ingestion endpoints, the query endpoints or
@@ -109,12 +114,16 @@ pub fn routes(role: Role) -> Routes {
         .merge(routes::auth::routes())
         .merge(routes::admin::routes());
     if role.ingests() {
-        api = api.merge(routes::ingest::routes());
+        api = api
+            .merge(routes::ingest::routes())
+            .merge(routes::topics::ingest_routes());
     }
     if role.queries() {
         api = api
             .merge(routes::events::routes())
-            .merge(routes::metrics::routes());
+            .merge(routes::metrics::routes())
+            .merge(routes::topics::query_routes())
+            .merge(routes::queries::routes());
     }
     api
 }

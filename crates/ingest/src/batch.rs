@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use serde::Serialize;
 use sightline_codec::{Codec, CodecError, RecordKind};
-use sightline_log::{EventLog, LogError, Record};
+use sightline_log::{EventLog, LogError, Offset, Record};
 use sightline_model::decode::{self, BodyShape};
 use sightline_model::{Clock, Event, IngestContext, Metric, SourceType, ValidationError, topics};
 use tokio::sync::Semaphore;
@@ -61,6 +61,8 @@ pub struct IngestConfig {
     pub max_in_flight_bytes: usize,
     /// Most items in one batch.
     pub max_batch_items: usize,
+    /// User topics written through `POST /api/v1/topics/{topic}/records`.
+    pub topics: crate::topic::TopicIngestConfig,
 }
 
 impl Default for IngestConfig {
@@ -68,6 +70,7 @@ impl Default for IngestConfig {
         Self {
             max_in_flight_bytes: 256 * 1024 * 1024,
             max_batch_items: 50_000,
+            topics: crate::topic::TopicIngestConfig::default(),
         }
     }
 }
@@ -89,6 +92,9 @@ pub enum IngestError {
         /// Configured limit.
         limit: usize,
     },
+    /// The topic does not exist and is not created automatically.
+    #[error("unknown topic '{0}'")]
+    UnknownTopic(String),
     /// Too many appends in flight: retry after a short wait.
     #[error("ingestion is overloaded; retry shortly")]
     Overloaded,
@@ -138,9 +144,9 @@ pub struct BatchReport {
 /// The ingestion edge: see the [crate docs](crate).
 #[derive(Debug)]
 pub struct Ingestor {
-    log: Arc<dyn EventLog>,
-    clock: Clock,
-    config: IngestConfig,
+    pub(crate) log: Arc<dyn EventLog>,
+    pub(crate) clock: Clock,
+    pub(crate) config: IngestConfig,
     in_flight: Arc<Semaphore>,
     codec: Option<Codec>,
 }
@@ -196,7 +202,7 @@ impl Ingestor {
         atomic: bool,
     ) -> Result<BatchReport, IngestError> {
         let source = kind.source_type();
-        let _permit = self.admit(source, body.len())?;
+        let _permit = self.admit(source.as_str(), body.len())?;
         let ctx = IngestContext::new(source, self.clock.now_ms(), correlation_id);
         let max_items = self.config.max_batch_items;
         if let Some(codec) = &self.codec {
@@ -229,7 +235,7 @@ impl Ingestor {
         values: &[&[u8]],
         correlation_id: &str,
     ) -> Result<BatchReport, IngestError> {
-        let _permit = self.admit(source, values.iter().map(|v| v.len()).sum())?;
+        let _permit = self.admit(source.as_str(), values.iter().map(|v| v.len()).sum())?;
         let ctx = IngestContext::new(source, self.clock.now_ms(), correlation_id);
         if let Some(codec) = &self.codec {
             codec.prepare(kind.record_kind(), kind.topic()).await?;
@@ -240,9 +246,9 @@ impl Ingestor {
     }
 
     /// Takes in-flight budget for `bytes`, or refuses as overloaded.
-    fn admit(
+    pub(crate) fn admit(
         &self,
-        source: SourceType,
+        source: &'static str,
         bytes: usize,
     ) -> Result<tokio::sync::OwnedSemaphorePermit, IngestError> {
         let total = permits(self.config.max_in_flight_bytes).max(1);
@@ -251,7 +257,7 @@ impl Ingestor {
             .clone()
             .try_acquire_many_owned(wanted)
             .map_err(|_| {
-                metrics::counter!(telemetry::OVERLOADED, "source" => source.as_str()).increment(1);
+                metrics::counter!(telemetry::OVERLOADED, "source" => source).increment(1);
                 IngestError::Overloaded
             })
     }
@@ -266,13 +272,36 @@ impl Ingestor {
         atomic: bool,
     ) -> Result<BatchReport, IngestError> {
         let source = ctx.source_type.as_str();
+        self.append_to(
+            kind.topic(),
+            source,
+            ctx.correlation_id,
+            results,
+            records,
+            atomic,
+        )
+        .await
+        .map(|(report, _)| report)
+    }
+
+    /// Counts the outcomes under `source` and appends the valid records to `topic` (all or
+    /// nothing when `atomic`); the report and where the records landed.
+    pub(crate) async fn append_to(
+        &self,
+        topic: &str,
+        source: &'static str,
+        correlation_id: String,
+        results: Vec<ItemOutcome>,
+        records: Vec<Record>,
+        atomic: bool,
+    ) -> Result<(BatchReport, Vec<Offset>), IngestError> {
         metrics::counter!(telemetry::RECEIVED, "source" => source).increment(results.len() as u64);
         let rejected = results.len() - records.len();
         let report = BatchReport {
             accepted: records.len(),
             rejected,
             results,
-            correlation_id: ctx.correlation_id,
+            correlation_id,
         };
         if rejected > 0 {
             metrics::counter!(telemetry::REJECTED, "source" => source).increment(rejected as u64);
@@ -283,12 +312,12 @@ impl Ingestor {
             }
         }
         let started = Instant::now();
-        self.log.append(kind.topic(), records).await?;
+        let offsets = self.log.append(topic, records).await?;
         metrics::histogram!(telemetry::APPEND_SECONDS, "source" => source)
             .record(started.elapsed().as_secs_f64());
         metrics::counter!(telemetry::ACCEPTED, "source" => source)
             .increment(report.accepted as u64);
-        Ok(report)
+        Ok((report, offsets))
     }
 }
 
@@ -301,7 +330,11 @@ fn permits(bytes: usize) -> u32 {
 const INLINE_DECODE_BYTES: usize = 64 * 1024;
 
 /// Splits a body into its items, refusing more than `max_items`.
-fn split(body: &[u8], shape: BodyShape, max_items: usize) -> Result<Vec<&[u8]>, IngestError> {
+pub(crate) fn split(
+    body: &[u8],
+    shape: BodyShape,
+    max_items: usize,
+) -> Result<Vec<&[u8]>, IngestError> {
     let parts = decode::split_batch(body, shape).map_err(IngestError::Malformed)?;
     if parts.len() > max_items {
         return Err(IngestError::TooManyItems {

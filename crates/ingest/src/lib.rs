@@ -34,6 +34,7 @@
 mod batch;
 pub mod kafka_source;
 mod telemetry;
+pub mod topic;
 
 pub use batch::{BatchReport, IngestConfig, IngestError, Ingestor, ItemOutcome, Kind};
 pub use sightline_model::decode::BodyShape;

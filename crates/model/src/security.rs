@@ -80,6 +80,9 @@ pub enum Scope {
     /// Send metric points.
     #[serde(rename = "ingest:metrics")]
     IngestMetrics,
+    /// Append records to user topics (`POST /api/v1/topics/{topic}/records`).
+    #[serde(rename = "ingest:topics")]
+    IngestTopics,
     /// Read what a viewer may read (dashboards, exporters).
     #[serde(rename = "read")]
     Read,
@@ -87,13 +90,19 @@ pub enum Scope {
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 3] = [Scope::IngestEvents, Scope::IngestMetrics, Scope::Read];
+    pub const ALL: [Scope; 4] = [
+        Scope::IngestEvents,
+        Scope::IngestMetrics,
+        Scope::IngestTopics,
+        Scope::Read,
+    ];
 
     /// The scope's name, e.g. `ingest:events`.
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::IngestEvents => "ingest:events",
             Scope::IngestMetrics => "ingest:metrics",
+            Scope::IngestTopics => "ingest:topics",
             Scope::Read => "read",
         }
     }
@@ -134,7 +143,9 @@ impl FromStr for Scope {
             .ok_or_else(|| {
                 ValidationError::new(
                     "scopes",
-                    format!("'{s}' is not one of ingest:events, ingest:metrics, read"),
+                    format!(
+                        "'{s}' is not one of ingest:events, ingest:metrics, ingest:topics, read"
+                    ),
                 )
             })
     }

@@ -78,7 +78,7 @@ pub enum KeyCommand {
         /// A label, e.g. the producer's name.
         #[arg(long, default_value = "cli")]
         name: String,
-        /// Comma-separated scopes: ingest:events, ingest:metrics, read.
+        /// Comma-separated scopes: ingest:events, ingest:metrics, ingest:topics, read.
         #[arg(long, default_value = "ingest:events,ingest:metrics")]
         scopes: String,
         /// Source networks allowed to use the key (CIDR, repeatable); default any.

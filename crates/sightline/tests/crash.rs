@@ -94,3 +94,36 @@ fn config_show_prints_every_default() {
     assert_eq!(parsed["role"].as_str(), Some("process"));
     assert_eq!(parsed["log"]["kind"].as_str(), Some("embedded"));
 }
+
+/// Crash equivalence of continuous SQL: 100,000 records through four windowed queries,
+/// the node killed with SIGKILL five times while they run; every table equals an
+/// uninterrupted run's, and no row is stored twice.
+#[test]
+fn continuous_queries_killed_five_times_equal_an_uninterrupted_run() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .args([
+            "bench",
+            "sql-crash",
+            "--json",
+            "--events",
+            "100000",
+            "--kills",
+            "5",
+        ])
+        .env_remove("SIGHTLINE_CONFIG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("no JSON report ({e}); stdout: {stdout}\nstderr: {stderr}"));
+    assert_eq!(report["kills"], 5, "{report}");
+    for table in report["tables"].as_array().unwrap() {
+        assert!(table["expected_rows"].as_u64().unwrap() > 0, "{report}");
+        assert_eq!(table["missing_or_different"], 0, "{report}");
+        assert_eq!(table["unexpected"], 0, "{report}");
+        assert_eq!(table["stored_rows"], table["expected_rows"], "{report}");
+    }
+    assert_eq!(report["passed"], true, "{report}");
+    assert!(out.status.success(), "{stderr}");
+}

@@ -21,6 +21,7 @@
 mod common;
 mod error;
 mod postgres;
+mod queries;
 mod query;
 mod rollups;
 mod security;
@@ -29,6 +30,7 @@ mod sqlite;
 
 pub use error::StoreError;
 pub use postgres::{PgConfig, PgStore};
+pub use queries::{MAX_QUERY_ROWS, QueryRow, QueryRowsRequest, StreamStatement};
 pub use query::{
     Analytics, AnalyticsQuery, BucketCounts, Cursor, EventQuery, GroupBy, GroupCount, MAX_BUCKETS,
     MAX_PAGE, MetricPoint, MetricQuery, Page,
@@ -111,5 +113,21 @@ pub trait Store: SecurityStore + Send + Sync + std::fmt::Debug {
     async fn query_event_counts(&self, query: &EventCountQuery) -> Result<Vec<EventCountRow>>;
 
     /// Checks the database answers (for `/ready`).
+    /// Adds `CREATE` statements in one transaction; [`StoreError::Conflict`] when a name is
+    /// taken (then none is added).
+    async fn insert_statements(&self, statements: &[StreamStatement]) -> Result<()>;
+
+    /// Removes the statement named `name` and its table's rows; what was removed, if any.
+    async fn delete_statement(&self, name: &str) -> Result<Option<StreamStatement>>;
+
+    /// Every statement in effect, in creation order.
+    async fn list_statements(&self) -> Result<Vec<StreamStatement>>;
+
+    /// Upserts (or, for tombstones, deletes) rows of a table query by row key.
+    async fn write_query_rows(&self, query_id: &str, rows: &[QueryRow]) -> Result<u64>;
+
+    /// Current rows of a table query, in row-key order.
+    async fn read_query_rows(&self, request: &QueryRowsRequest) -> Result<Vec<QueryRow>>;
+
     async fn ping(&self) -> Result<()>;
 }

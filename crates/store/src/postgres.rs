@@ -428,8 +428,38 @@ crate::rollups::rollup_store_methods!(
     reader = |s| &s.pool
 );
 
+crate::queries::query_store_methods!(
+    PgStore,
+    Postgres,
+    writer = |s| &s.pool,
+    reader = |s| &s.pool
+);
+
 #[async_trait::async_trait]
 impl Store for PgStore {
+    async fn insert_statements(&self, statements: &[crate::StreamStatement]) -> Result<()> {
+        self.sql_insert_statements(statements).await
+    }
+
+    async fn delete_statement(&self, name: &str) -> Result<Option<crate::StreamStatement>> {
+        self.sql_delete_statement(name).await
+    }
+
+    async fn list_statements(&self) -> Result<Vec<crate::StreamStatement>> {
+        self.sql_list_statements().await
+    }
+
+    async fn write_query_rows(&self, query_id: &str, rows: &[crate::QueryRow]) -> Result<u64> {
+        self.sql_write_query_rows(query_id, rows).await
+    }
+
+    async fn read_query_rows(
+        &self,
+        request: &crate::QueryRowsRequest,
+    ) -> Result<Vec<crate::QueryRow>> {
+        self.sql_read_query_rows(request).await
+    }
+
     async fn write_rollups(&self, rows: &[crate::RollupRow]) -> Result<u64> {
         self.sql_write_rollups(rows).await
     }

@@ -19,8 +19,8 @@ use sightline_model::{Event, Metric, Severity, SourceType, topics};
 use sightline_store::sink::{self, SinkConfig};
 use sightline_store::{
     Analytics, AnalyticsQuery, EventCountQuery, EventCountRow, EventQuery, LoggedEvent,
-    LoggedMetric, MAX_PAGE, MetricPoint, MetricQuery, Page, RollupQuery, RollupRow, SqliteStore,
-    Store, WriteSummary,
+    LoggedMetric, MAX_PAGE, MetricPoint, MetricQuery, Page, QueryRow, QueryRowsRequest,
+    RollupQuery, RollupRow, SqliteStore, Store, StreamStatement, WriteSummary,
 };
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -615,6 +615,28 @@ impl Store for FlakyStore {
         query: &EventCountQuery,
     ) -> sightline_store::Result<Vec<EventCountRow>> {
         self.inner.query_event_counts(query).await
+    }
+    async fn insert_statements(&self, s: &[StreamStatement]) -> sightline_store::Result<()> {
+        self.inner.insert_statements(s).await
+    }
+    async fn delete_statement(
+        &self,
+        name: &str,
+    ) -> sightline_store::Result<Option<StreamStatement>> {
+        self.inner.delete_statement(name).await
+    }
+    async fn list_statements(&self) -> sightline_store::Result<Vec<StreamStatement>> {
+        self.inner.list_statements().await
+    }
+    async fn write_query_rows(&self, id: &str, rows: &[QueryRow]) -> sightline_store::Result<u64> {
+        self.fail()?;
+        self.inner.write_query_rows(id, rows).await
+    }
+    async fn read_query_rows(
+        &self,
+        request: &QueryRowsRequest,
+    ) -> sightline_store::Result<Vec<QueryRow>> {
+        self.inner.read_query_rows(request).await
     }
     async fn ping(&self) -> sightline_store::Result<()> {
         self.inner.ping().await

@@ -123,6 +123,9 @@ pub trait CheckpointStore: Send + Sync + std::fmt::Debug {
     /// The job's latest checkpoint bytes, if any.
     async fn load(&self, job: &str) -> Result<Option<Vec<u8>>, StreamError>;
 
+    /// Forgets the job's checkpoint (a dropped query); nothing when there is none.
+    async fn delete(&self, job: &str) -> Result<(), StreamError>;
+
     /// Encodes and saves a checkpoint.
     async fn save_checkpoint(&self, job: &str, checkpoint: &Checkpoint) -> Result<(), StreamError> {
         let bytes = checkpoint.encode()?;
@@ -202,6 +205,20 @@ impl CheckpointStore for FileCheckpointStore {
         metrics::histogram!(telemetry::CHECKPOINT_BYTES).record(len as f64);
         metrics::histogram!(telemetry::CHECKPOINT_SECONDS).record(started.elapsed().as_secs_f64());
         Ok(())
+    }
+
+    async fn delete(&self, job: &str) -> Result<(), StreamError> {
+        let path = self.path(job)?;
+        tokio::task::spawn_blocking(move || match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StreamError::Io { path, source: e }),
+        })
+        .await
+        .map_err(|e| StreamError::Io {
+            path: self.dir.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?
     }
 
     async fn load(&self, job: &str) -> Result<Option<Vec<u8>>, StreamError> {

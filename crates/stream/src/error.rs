@@ -33,6 +33,10 @@ pub enum StreamError {
     /// Serializing state failed.
     #[error("cannot encode checkpoint: {0}")]
     Encode(String),
+    /// A stored continuous-query definition no longer compiles (e.g. written by a newer
+    /// build).
+    #[error("continuous query: {0}")]
+    Sql(#[from] crate::sql::SqlError),
     /// The event log failed (reading, appending or committing).
     #[error("event log: {0}")]
     Log(#[from] sightline_log::LogError),

@@ -262,6 +262,16 @@ impl RollupJob {
         c
     }
 
+    /// Declares how many partitions `metrics.raw` and `system-events` have: each holds the
+    /// watermark back until it delivers or goes idle, so a backlog read partition by
+    /// partition closes no window early.
+    pub fn expect_partitions(&mut self, metric_partitions: u32, event_partitions: u32) {
+        for (_, op) in &mut self.rollups {
+            op.expect_partitions(0..metric_partitions);
+        }
+        self.events.expect_partitions(0..event_partitions);
+    }
+
     /// Next offsets to read per source partition.
     pub fn positions(&self) -> &SourcePositions {
         &self.positions

@@ -125,7 +125,7 @@ pub fn event_count_row(c: &EventCount) -> EventCountRow {
     }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -145,6 +145,17 @@ pub async fn run_rollups(
     let mut shutdown = std::pin::pin!(shutdown);
     ensure_late_topics(log.as_ref()).await?;
     let mut job = restore_job(checkpoints.as_ref(), config.rollup).await?;
+    let stats = log.stats().await?;
+    let partitions = |topic: &str| {
+        stats
+            .iter()
+            .find(|t| t.name == topic)
+            .map_or(0, |t| t.config.partitions)
+    };
+    job.expect_partitions(
+        partitions(topics::METRICS_RAW),
+        partitions(topics::SYSTEM_EVENTS),
+    );
     // What the restored state covers: records below these positions are not fed again.
     let restored = job.positions().clone();
     let mut sub = log.subscribe(GROUP, &TOPICS).await?;
@@ -277,7 +288,7 @@ async fn checkpoint(
     Ok(())
 }
 
-fn to_positions(positions: &SourcePositions) -> Vec<Position> {
+pub(crate) fn to_positions(positions: &SourcePositions) -> Vec<Position> {
     positions
         .iter()
         .map(|(topic, partition, offset)| Position {
@@ -442,25 +453,41 @@ impl Runner {
         &self,
         output: &'static str,
         shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
-        mut write: F,
+        write: F,
     ) -> bool
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<u64, sightline_store::StoreError>>,
     {
-        loop {
-            match write().await {
-                Ok(_) => return true,
-                Err(error) => {
-                    metrics::counter!(telemetry::RUNNER_WRITE_ERRORS, "output" => output)
-                        .increment(1);
-                    tracing::warn!(%error, output, retry_in = ?self.config.retry_backoff,
-                        "rollups: writing to the store failed; retrying");
-                    tokio::select! {
-                        biased;
-                        () = shutdown.as_mut() => return false,
-                        () = tokio::time::sleep(self.config.retry_backoff) => {}
-                    }
+        retry_store_write(self.config.retry_backoff, shutdown, write, |error| {
+            metrics::counter!(telemetry::RUNNER_WRITE_ERRORS, "output" => output).increment(1);
+            tracing::warn!(%error, output, "rollups: writing to the store failed; retrying");
+        })
+        .await
+    }
+}
+
+/// Retries a store write every `backoff` until it succeeds (`true`) or shutdown arrives
+/// (`false`), reporting each failure to `on_error`.
+pub(crate) async fn retry_store_write<F, Fut>(
+    backoff: Duration,
+    shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+    mut write: F,
+    mut on_error: impl FnMut(&sightline_store::StoreError),
+) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<u64, sightline_store::StoreError>>,
+{
+    loop {
+        match write().await {
+            Ok(_) => return true,
+            Err(error) => {
+                on_error(&error);
+                tokio::select! {
+                    biased;
+                    () = shutdown.as_mut() => return false,
+                    () = tokio::time::sleep(backoff) => {}
                 }
             }
         }

@@ -35,3 +35,16 @@ pub(crate) const RUNNER_CHECKPOINT_SECONDS: &str = "sightline_rollups_checkpoint
 pub(crate) const RUNNER_WRITE_ERRORS: &str = "sightline_rollups_write_errors_total";
 /// Partitions revoked from this node by a consumer-group rebalance.
 pub(crate) const RUNNER_REVOKED: &str = "sightline_rollups_revoked_partitions_total";
+
+/// Records a continuous query read from its source topic, by `query`.
+pub(crate) const SQL_IN: &str = "sightline_sql_records_in_total";
+/// Source records a continuous query could not decode (sent to `<output>.dlq`), by `query`.
+pub(crate) const SQL_REJECTED: &str = "sightline_sql_rejected_total";
+/// Late source records forwarded to `<source>.late`, by `query`.
+pub(crate) const SQL_LATE: &str = "sightline_sql_late_total";
+/// Output rows published to the query's topic, by `query`.
+pub(crate) const SQL_OUT: &str = "sightline_sql_rows_out_total";
+/// Records skipped because the restored checkpoint already covers them, by `query`.
+pub(crate) const SQL_REPLAY_SKIPPED: &str = "sightline_sql_replay_skipped_total";
+/// Failed store writes of table rows (each is retried), by `query`.
+pub(crate) const SQL_WRITE_ERRORS: &str = "sightline_sql_write_errors_total";

@@ -59,6 +59,9 @@ impl WatermarkConfig {
     }
 }
 
+/// `max_event_time` of an expected partition that has delivered nothing yet.
+const NO_DATA: i64 = i64::MIN;
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct PartitionClock {
     max_event_time: i64,
@@ -99,10 +102,28 @@ impl Watermarks {
 
     /// A partition's own watermark, when it has seen data.
     pub fn partition(&self, partition: u32) -> Option<i64> {
-        self.partitions.get(&partition).map(|p| {
-            p.max_event_time
-                .saturating_sub(self.config.max_out_of_orderness_ms)
-        })
+        self.partitions
+            .get(&partition)
+            .filter(|p| p.max_event_time != NO_DATA)
+            .map(|p| {
+                p.max_event_time
+                    .saturating_sub(self.config.max_out_of_orderness_ms)
+            })
+    }
+
+    /// Declares partitions the source has before they deliver anything: until each has
+    /// delivered a record (or gone idle), it holds the watermark back. Without this, the
+    /// first partition read would set the watermark alone and the others' older records
+    /// would find their windows closed — the result would depend on read order.
+    pub fn expect_partitions(&mut self, partitions: impl IntoIterator<Item = u32>) {
+        for partition in partitions {
+            self.partitions.entry(partition).or_insert(PartitionClock {
+                max_event_time: NO_DATA,
+                last_active_ms: None,
+                seen_since_tick: false,
+                idle: false,
+            });
+        }
     }
 
     /// Records that `partition` delivered a record with `event_time`; returns the new
@@ -169,6 +190,10 @@ impl Watermarks {
             Some(t) => t,
             None => self.partitions.values().map(|p| p.max_event_time).max()?,
         };
+        // An expected partition that has delivered nothing yet: no watermark so far.
+        if basis == NO_DATA {
+            return None;
+        }
         let candidate = basis.saturating_sub(lag);
         if self.current.is_none_or(|c| candidate > c) {
             self.current = Some(candidate);
@@ -188,6 +213,23 @@ mod tests {
             max_out_of_orderness_ms: lag,
             idle_timeout_ms: idle,
         }
+    }
+
+    #[test]
+    fn expected_partitions_hold_the_watermark_until_they_deliver_or_idle() {
+        let mut w = Watermarks::new(config(100, Some(1_000)));
+        w.expect_partitions([0, 1]);
+        assert_eq!(w.observe(0, 5_000), None, "partition 1 has not delivered");
+        assert_eq!(w.partition(1), None);
+        assert_eq!(w.observe(1, 2_000), Some(1_900));
+        assert_eq!(w.observe(1, 6_000), Some(4_900));
+
+        let mut w = Watermarks::new(config(100, Some(1_000)));
+        w.expect_partitions([0, 1]);
+        assert_eq!(w.observe(0, 5_000), None);
+        assert_eq!(w.tick(10), None);
+        assert_eq!(w.observe(0, 5_001), None);
+        assert_eq!(w.tick(1_010), Some(4_901), "partition 1 went idle");
     }
 
     #[test]

@@ -43,6 +43,11 @@ pub const POLICY: &[(&str, &str, Access)] = &[
     ),
     ("POST", "/api/v1/metrics", Ingest(Scope::IngestMetrics)),
     ("POST", "/api/metrics", Ingest(Scope::IngestMetrics)),
+    (
+        "POST",
+        "/api/v1/topics/{topic}/records",
+        Ingest(Scope::IngestTopics),
+    ),
     // Queries.
     ("GET", "/api/v1/events", R(Role::Viewer)),
     ("GET", "/api/v1/events/analytics", R(Role::Viewer)),
@@ -53,6 +58,14 @@ pub const POLICY: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/metrics/aggregated", R(Role::Viewer)),
     ("GET", "/api/metrics/aggregated", R(Role::Viewer)),
     ("GET", "/api/v1/events/counts", R(Role::Viewer)),
+    ("GET", "/api/v1/topics", R(Role::Viewer)),
+    // Continuous SQL: engineers define queries, viewers read them.
+    ("POST", "/api/v1/queries", R(Role::Engineer)),
+    ("GET", "/api/v1/queries", R(Role::Viewer)),
+    ("GET", "/api/v1/queries/{name}", R(Role::Viewer)),
+    ("DELETE", "/api/v1/queries/{name}", R(Role::Engineer)),
+    ("GET", "/api/v1/queries/{name}/changes", R(Role::Viewer)),
+    ("POST", "/api/v1/query", R(Role::Viewer)),
     // Administration.
     ("GET", "/api/v1/users", R(Role::Admin)),
     ("POST", "/api/v1/users", R(Role::Admin)),

@@ -181,6 +181,8 @@ pub struct StoreConfig {
 pub struct StreamConfig {
     /// Run the built-in metric rollups (1m/5m/15m) and event counters (5m).
     pub rollups: bool,
+    /// Run the continuous SQL queries defined through `/api/v1/queries`.
+    pub queries: bool,
     /// How often rollup state is checkpointed (in `<data_dir>/checkpoints/`) and its
     /// source offsets committed, ms.
     pub checkpoint_interval_ms: u64,
@@ -197,6 +199,7 @@ impl Default for StreamConfig {
     fn default() -> Self {
         Self {
             rollups: true,
+            queries: true,
             checkpoint_interval_ms: 5_000,
             max_out_of_orderness_ms: 5_000,
             idle_timeout_ms: 30_000,

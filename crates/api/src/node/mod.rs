@@ -16,6 +16,7 @@
 //! ```
 
 mod config;
+mod queries;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -127,6 +128,7 @@ impl Node {
         };
         let codec = Codec::new(&config.log.codec)
             .map_err(|e| NodeError::Config(format!("log.codec: {e}")))?;
+        let queries_changed = Arc::new(tokio::sync::Notify::new());
         if config.role.processes() {
             let (feed_log, feed_cache, feed_codec, stopped) =
                 (log.clone(), cache.clone(), codec.clone(), stop.subscribe());
@@ -141,10 +143,7 @@ impl Node {
                 )
             })?);
             if config.stream.rollups {
-                let checkpoints: Arc<dyn CheckpointStore> = Arc::new(
-                    FileCheckpointStore::open(config.data_dir.join("checkpoints"))
-                        .map_err(|e| NodeError::Config(format!("stream: {e}")))?,
-                );
+                let checkpoints = checkpoint_store(&config)?;
                 let runner_config = runner_config(&config.stream);
                 let (log, store, codec, stopped) =
                     (log.clone(), store.clone(), codec.clone(), stop.subscribe());
@@ -159,6 +158,25 @@ impl Node {
                             until_stopped,
                         )
                     })
+                })?);
+            }
+            if config.stream.queries {
+                let checkpoints = checkpoint_store(&config)?;
+                let query_config = sightline_stream::sql::runner::QueryRunnerConfig {
+                    checkpoint_interval: std::time::Duration::from_millis(
+                        config.stream.checkpoint_interval_ms,
+                    ),
+                    source_partitions: config.ingest.topics.partitions,
+                    ..Default::default()
+                };
+                let (log, store, changed, stopped) = (
+                    log.clone(),
+                    store.clone(),
+                    queries_changed.clone(),
+                    stop.subscribe(),
+                );
+                threads.push(on_own_thread("sightline-queries", move || {
+                    queries::supervise(log, store, checkpoints, query_config, changed, stopped)
                 })?);
             }
             let sink_config = sink::SinkConfig {
@@ -219,6 +237,8 @@ impl Node {
             prometheus,
             auth,
             config: config.api.clone(),
+            queries_changed,
+            stopping: stop.subscribe(),
         };
         let app = router(state, config.role).map_err(NodeError::Config)?;
         let listener =
@@ -352,6 +372,14 @@ where
         .name(name.to_owned())
         .spawn(move || runtime.block_on(make()))
         .map_err(|e| NodeError::Config(format!("cannot start {name}: {e}")))
+}
+
+/// The stream engine's checkpoints: files in `<data_dir>/checkpoints/`.
+fn checkpoint_store(config: &NodeConfig) -> Result<Arc<dyn CheckpointStore>, NodeError> {
+    Ok(Arc::new(
+        FileCheckpointStore::open(config.data_dir.join("checkpoints"))
+            .map_err(|e| NodeError::Config(format!("stream: {e}")))?,
+    ))
 }
 
 /// The rollup runner's settings from the `[stream]` section.

@@ -11,6 +11,8 @@ pub mod ingest;
 pub mod metrics;
 pub mod ops;
 mod params;
+pub mod queries;
+pub mod topics;
 
 use axum::Router;
 use axum::handler::Handler;

@@ -36,7 +36,11 @@ impl TestApp {
     }
 
     pub async fn spawn_with(tweak: impl FnOnce(&mut NodeConfig)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::spawn_in(tempfile::tempdir().unwrap(), tweak).await
+    }
+
+    /// A node on an existing data directory (to restart one: [`Self::stop`], then this).
+    pub async fn spawn_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut NodeConfig)) -> Self {
         let mut config = NodeConfig {
             http_addr: ([127, 0, 0, 1], 0).into(),
             data_dir: dir.path().to_owned(),
@@ -136,6 +140,14 @@ impl TestApp {
         if let Some(node) = self.node.take() {
             node.shutdown().await;
         }
+    }
+
+    /// Shuts the node down gracefully and hands back its data directory.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(node) = self.node.take() {
+            node.shutdown().await;
+        }
+        self._dir
     }
 }
 

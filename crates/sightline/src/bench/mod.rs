@@ -5,6 +5,8 @@ mod backends;
 mod crash;
 mod http;
 mod ingest;
+mod node;
+mod sql_crash;
 
 use std::process::ExitCode;
 
@@ -18,12 +20,16 @@ pub enum BenchCommand {
     /// Crash safety: kill -9 a node repeatedly while clients ingest, then prove every
     /// acknowledged event is stored exactly once.
     Crash(crash::CrashArgs),
+    /// Crash equivalence of continuous SQL: kill -9 the node while it runs several
+    /// windowed queries, then prove the tables equal an uninterrupted run's, no row twice.
+    SqlCrash(sql_crash::SqlCrashArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Ingest(args) => ingest::run(args).await,
         BenchCommand::Crash(args) => crash::run(args).await,
+        BenchCommand::SqlCrash(args) => sql_crash::run(args).await,
     }
 }
 

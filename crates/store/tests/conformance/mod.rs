@@ -22,8 +22,10 @@ use sightline_store::{
 };
 use sqlx::Row as _;
 
+mod queries;
 mod rollups;
 mod security;
+pub use queries::*;
 pub use rollups::*;
 pub use security::*;
 
@@ -149,6 +151,8 @@ macro_rules! conformance_tests {
                 rollup_filters_match_brute_force,
                 rollup_queries_reject_bad_limits_and_windows,
                 event_counts_upsert_and_filter,
+                statements_keep_order_and_unique_names,
+                query_rows_upsert_delete_and_look_up,
             );
         }
     };

@@ -448,6 +448,12 @@ impl WindowAggregate {
         }
     }
 
+    /// Declares the source's partitions, so that each holds the watermark back until it
+    /// delivers (see [`Watermarks::expect_partitions`]).
+    pub fn expect_partitions(&mut self, partitions: impl IntoIterator<Item = u32>) {
+        self.watermarks.expect_partitions(partitions);
+    }
+
     /// Tells the operator the processing time (ms), so idle partitions stop holding the
     /// watermark back; closes what that releases. Call it periodically, e.g. every second.
     pub fn tick(&mut self, now_ms: i64, out: &mut Output) {

@@ -262,6 +262,11 @@ impl Catalog {
         self.statements.retain(|s| s.name != key);
     }
 
+    /// Takes a compiled query out of the catalog, to run it on its own.
+    pub fn take_query(&mut self, name: &str) -> Option<ContinuousQuery> {
+        self.queries.remove(&name.to_lowercase())
+    }
+
     /// A declared stream (source streams and `CREATE STREAM … AS` outputs).
     pub fn stream(&self, name: &str) -> Option<&StreamDef> {
         self.streams.get(&name.to_lowercase()).map(|d| d.as_ref())
@@ -359,6 +364,19 @@ impl Catalog {
                 (Some(table), Some(op)) => plan.execute(table, op),
                 _ => Vec::new(),
             },
+            None => Vec::new(),
+        }
+    }
+
+    /// Runs a planned pull query over the table's rows as the store keeps them (nothing
+    /// when its table was dropped since).
+    pub fn run_pull_stored(
+        &self,
+        plan: &PullPlan,
+        rows: &[sightline_store::QueryRow],
+    ) -> Vec<serde_json::Value> {
+        match self.queries.get(&plan.table).and_then(|q| q.table_plan()) {
+            Some(table) => plan.execute_stored(table, rows),
             None => Vec::new(),
         }
     }

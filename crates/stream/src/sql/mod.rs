@@ -44,10 +44,11 @@ pub mod expr;
 pub mod planner;
 mod pull;
 mod query;
+pub mod runner;
 pub mod schema;
 pub mod statement;
 
-pub use catalog::{Catalog, CatalogDefinitions, Executed};
+pub use catalog::{Catalog, CatalogDefinitions, Executed, StoredStatement};
 pub use pull::{MaterializedTable, PullPlan};
 pub use query::{ContinuousQuery, OutputRow, Processed, RecordError, output_key};
 pub use schema::{ColumnDef, SqlType, StreamDef};

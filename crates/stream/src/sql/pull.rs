@@ -15,11 +15,12 @@ use super::planner::{
     RowScope, TablePlan, compile, compile_predicate, from_name, loc_of, select_item_parts,
     simple_select, span_loc,
 };
-use super::query::table_row;
+use super::query::{output_key, table_row};
 use super::schema::{ColumnDef, SqlType};
 use super::{Location, SqlError};
 use crate::operator::{WindowAggregate, WindowRow};
 use crate::{Key, Value};
+use sightline_store::QueryRow;
 
 /// The most rows a pull query without a key lookup examines.
 pub const MAX_SCAN_ROWS: usize = 100_000;
@@ -182,18 +183,52 @@ impl PullPlan {
                 Some(w) => values.extend([Value::Int(w.start), Value::Int(w.end)]),
                 None => values.extend([Value::Null, Value::Null]),
             }
-            if let Some(f) = &self.filter
-                && f.eval(&values) != Value::Bool(true)
-            {
-                continue;
-            }
-            let mut obj = serde_json::Map::with_capacity(self.projection.len());
-            for (name, e) in &self.projection {
-                obj.insert(name.clone(), e.eval(&values).to_json());
-            }
-            out.push(serde_json::Value::Object(obj));
+            self.select(&values, &mut out);
         }
         out
+    }
+
+    /// The stored group key ([`output_key`] without a window) to read, when `WHERE` fixes
+    /// the whole key.
+    pub fn lookup_group_key(&self) -> Option<String> {
+        self.lookup.as_ref().map(|k| output_key(k, None))
+    }
+
+    /// Runs the query over a table's rows as the store keeps them (`query_rows`: the
+    /// output rows as JSON objects); `plan` is the table's plan.
+    pub fn execute_stored(&self, plan: &TablePlan, rows: &[QueryRow]) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        for row in rows {
+            if out.len() >= self.limit {
+                break;
+            }
+            let Some(serde_json::Value::Object(obj)) = &row.value else {
+                continue;
+            };
+            let mut values: Vec<Value> = plan
+                .columns
+                .iter()
+                .map(|c| obj.get(&c.name).map_or(Value::Null, Value::from_json))
+                .collect();
+            let bound = |t: Option<i64>| t.map_or(Value::Null, Value::Int);
+            values.extend([bound(row.window_start), bound(row.window_end)]);
+            self.select(&values, &mut out);
+        }
+        out
+    }
+
+    /// Applies `WHERE` and the projection to one pull row.
+    fn select(&self, values: &[Value], out: &mut Vec<serde_json::Value>) {
+        if let Some(f) = &self.filter
+            && f.eval(values) != Value::Bool(true)
+        {
+            return;
+        }
+        let mut obj = serde_json::Map::with_capacity(self.projection.len());
+        for (name, e) in &self.projection {
+            obj.insert(name.clone(), e.eval(values).to_json());
+        }
+        out.push(serde_json::Value::Object(obj));
     }
 }
 

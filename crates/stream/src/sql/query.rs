@@ -307,6 +307,14 @@ impl ContinuousQuery {
         }
     }
 
+    /// Declares the source topic's partitions (tables only): each holds the watermark
+    /// back until it delivers or goes idle, so results do not depend on read order.
+    pub fn expect_partitions(&mut self, partitions: impl IntoIterator<Item = u32>) {
+        if let Kind::Table { op, .. } = &mut self.kind {
+            op.expect_partitions(partitions);
+        }
+    }
+
     /// Tells a table query the processing time (so idle partitions stop holding the
     /// watermark back) and appends the rows that closes.
     pub fn tick(&mut self, now_ms: i64, out: &mut Vec<OutputRow>) {

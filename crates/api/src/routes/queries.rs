@@ -1,0 +1,477 @@
+//! Continuous SQL over HTTP: create, list and drop streams and queries; read a table with
+//! a pull query; follow a query's output live (push query) over Server-Sent Events or a
+//! WebSocket.
+//!
+//! Definitions live in the store (`stream_statements`), so every node sees the same
+//! catalog and it survives restarts; the processing nodes run the queries (see the node's
+//! query supervisor) and keep the tables' rows in the store, which pull queries read. A
+//! push query tails the query's output topic from its end, so a client sees every row
+//! emitted after it connected, from whichever node runs the query.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use sightline_auth::{Actor, Principal};
+use sightline_log::{Delivered, EventLog, Position, Subscription};
+use sightline_store::{MAX_QUERY_ROWS, QueryRowsRequest, StreamStatement};
+use sightline_stream::sql::{Catalog, CatalogDefinitions, Executed, StoredStatement};
+use tokio::sync::watch;
+
+use super::params::reject_unknown;
+use crate::auth::ClientIp;
+use crate::body::{SmallBody, parse_json};
+use crate::{ApiError, AppState};
+
+/// Most rows one push message batch carries.
+const PUSH_BATCH: usize = 500;
+
+/// The continuous-SQL routes.
+pub fn routes() -> super::Routes {
+    super::Routes::default()
+        .post("/api/v1/queries", create)
+        .get("/api/v1/queries", list)
+        .get("/api/v1/queries/{name}", get_one)
+        .delete("/api/v1/queries/{name}", drop_one)
+        .get("/api/v1/queries/{name}/changes", changes)
+        .post("/api/v1/query", pull)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SqlBody {
+    sql: String,
+}
+
+/// The catalog the stored statements describe, and the statements.
+async fn load(state: &AppState) -> Result<(Vec<StreamStatement>, Catalog), ApiError> {
+    let statements = state.store.list_statements().await?;
+    let defs = CatalogDefinitions {
+        statements: statements
+            .iter()
+            .map(|s| StoredStatement {
+                name: s.name.clone(),
+                sql: s.sql.clone(),
+            })
+            .collect(),
+    };
+    let catalog = Catalog::from_definitions(&defs)
+        .map_err(|e| ApiError::Internal(format!("stored SQL no longer compiles: {e}")))?;
+    Ok((statements, catalog))
+}
+
+#[derive(Serialize)]
+struct ColumnView {
+    name: String,
+    #[serde(rename = "type")]
+    ty: &'static str,
+}
+
+#[derive(Serialize)]
+struct StatementView {
+    id: String,
+    name: String,
+    /// `stream` (a declared source), `table` (an aggregation) or `stream_query` (a filter
+    /// or projection writing a derived stream).
+    kind: &'static str,
+    sql: String,
+    created_at: i64,
+    created_by: String,
+    /// The topic it reads.
+    source_topic: String,
+    /// The topic its rows are written to (queries only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_topic: Option<String>,
+    columns: Vec<ColumnView>,
+    /// Source records not yet processed (queries only; absent when unknown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lag: Option<u64>,
+}
+
+async fn describe(
+    state: &AppState,
+    catalog: &Catalog,
+    s: &StreamStatement,
+    end_offsets: &HashMap<String, Vec<u64>>,
+) -> Option<StatementView> {
+    let column_views = |cols: &[sightline_stream::sql::ColumnDef]| {
+        cols.iter()
+            .map(|c| ColumnView {
+                name: c.name.clone(),
+                ty: c.ty.name(),
+            })
+            .collect::<Vec<_>>()
+    };
+    let base = |kind, source_topic: &str, output_topic: Option<&str>, columns| StatementView {
+        id: s.id.clone(),
+        name: s.name.clone(),
+        kind,
+        sql: s.sql.clone(),
+        created_at: s.created_at,
+        created_by: s.created_by.clone(),
+        source_topic: source_topic.to_owned(),
+        output_topic: output_topic.map(str::to_owned),
+        columns,
+        lag: None,
+    };
+    if let Some(q) = catalog.query(&s.name) {
+        let kind = if q.is_table() {
+            "table"
+        } else {
+            "stream_query"
+        };
+        let mut view = base(
+            kind,
+            q.source_topic(),
+            Some(q.output_topic()),
+            column_views(q.columns()),
+        );
+        let group = sightline_stream::sql::runner::job_name(&s.id);
+        if let (Some(ends), Ok(committed)) = (
+            end_offsets.get(q.source_topic()),
+            state.log.committed(&group, q.source_topic()).await,
+        ) {
+            view.lag = Some(
+                ends.iter()
+                    .enumerate()
+                    .map(|(p, end)| {
+                        end.saturating_sub(committed.get(p).copied().flatten().unwrap_or(0))
+                    })
+                    .sum(),
+            );
+        }
+        return Some(view);
+    }
+    catalog
+        .stream(&s.name)
+        .map(|d| base("stream", &d.topic, None, column_views(&d.columns)))
+}
+
+async fn end_offsets(log: &dyn EventLog) -> HashMap<String, Vec<u64>> {
+    log.stats()
+        .await
+        .map(|stats| {
+            stats
+                .into_iter()
+                .map(|t| (t.name, t.partitions.iter().map(|p| p.end_offset).collect()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `POST /api/v1/queries {"sql": "CREATE …; DROP …"}`: runs a script of `CREATE STREAM`,
+/// `CREATE TABLE|STREAM … AS SELECT` and `DROP` statements; 201 with what was created.
+async fn create(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    SmallBody(body): SmallBody,
+) -> Result<Response, ApiError> {
+    let SqlBody { sql } = parse_json(&body)?;
+    let (_, mut catalog) = load(&state).await?;
+    let executed = catalog.execute(&sql).map_err(ApiError::Sql)?;
+    let defs = catalog.definitions();
+    let now = chrono::Utc::now().timestamp_millis();
+    let actor = Actor::principal(&principal, ip);
+    let mut created = Vec::new();
+    let mut dropped = Vec::new();
+    for e in executed {
+        match e {
+            Executed::CreatedStream(name) | Executed::CreatedQuery(name) => {
+                let sql = defs
+                    .statements
+                    .iter()
+                    .find(|s| s.name == name)
+                    .map(|s| s.sql.clone())
+                    .unwrap_or_default();
+                created.push(StreamStatement {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    name,
+                    sql,
+                    created_at: now,
+                    created_by: actor.name.clone(),
+                });
+            }
+            Executed::Dropped(name) => dropped.push(name),
+            Executed::NothingDropped(_) => {}
+        }
+    }
+    for name in &dropped {
+        state.store.delete_statement(name).await?;
+        state
+            .auth
+            .record(&actor, "query.drop", Some(name), serde_json::json!({}))
+            .await;
+    }
+    // The topics exist from now on, so producers and push queries can start at once.
+    let partitions = state.ingestor.topic_config().partitions;
+    for s in &created {
+        if let Some(q) = catalog.query(&s.name) {
+            sightline_stream::sql::runner::ensure_topics(state.log.as_ref(), q, partitions)
+                .await
+                .map_err(|e| ApiError::Unavailable {
+                    reason: format!("cannot create the query's topics: {e}"),
+                    retry_after: 5,
+                })?;
+        }
+    }
+    state.store.insert_statements(&created).await?;
+    for s in &created {
+        state
+            .auth
+            .record(
+                &actor,
+                "query.create",
+                Some(&s.name),
+                serde_json::json!({ "id": s.id, "sql": s.sql }),
+            )
+            .await;
+    }
+    state.queries_changed.notify_one();
+    let ends = end_offsets(state.log.as_ref()).await;
+    let mut views = Vec::new();
+    for s in &created {
+        views.extend(describe(&state, &catalog, s, &ends).await);
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "created": views, "dropped": dropped })),
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/queries`: every stream and query, in creation order.
+async fn list(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    reject_unknown(&params, &[])?;
+    let (statements, catalog) = load(&state).await?;
+    let ends = end_offsets(state.log.as_ref()).await;
+    let mut items = Vec::with_capacity(statements.len());
+    for s in &statements {
+        items.extend(describe(&state, &catalog, s, &ends).await);
+    }
+    Ok(Json(serde_json::json!({ "items": items })).into_response())
+}
+
+/// `GET /api/v1/queries/{name}`.
+async fn get_one(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let (statements, catalog) = load(&state).await?;
+    let key = name.to_lowercase();
+    let s = statements
+        .iter()
+        .find(|s| s.name == key)
+        .ok_or_else(|| ApiError::NotFound(format!("no stream or query named '{name}'")))?;
+    let ends = end_offsets(state.log.as_ref()).await;
+    let view = describe(&state, &catalog, s, &ends)
+        .await
+        .ok_or_else(|| ApiError::NotFound(format!("no stream or query named '{name}'")))?;
+    Ok(Json(view).into_response())
+}
+
+/// `DELETE /api/v1/queries/{name}`: drops a stream or query (204); refused (409) while
+/// another query reads it.
+async fn drop_one(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let (_, mut catalog) = load(&state).await?;
+    let key = name.to_lowercase();
+    if catalog.query(&key).is_none() && catalog.stream(&key).is_none() {
+        return Err(ApiError::NotFound(format!(
+            "no stream or query named '{name}'"
+        )));
+    }
+    // The catalog knows who reads what; a quoted identifier keeps any name one token.
+    let quoted = format!("\"{}\"", key.replace('"', "\"\""));
+    let statement = if catalog.query(&key).is_some_and(|q| q.is_table()) {
+        format!("DROP TABLE {quoted}")
+    } else {
+        format!("DROP STREAM {quoted}")
+    };
+    catalog
+        .execute(&statement)
+        .map_err(|e| ApiError::Conflict(e.message))?;
+    state.store.delete_statement(&key).await?;
+    state
+        .auth
+        .record(
+            &Actor::principal(&principal, ip),
+            "query.drop",
+            Some(&key),
+            serde_json::json!({}),
+        )
+        .await;
+    state.queries_changed.notify_one();
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /api/v1/query {"sql": "SELECT … FROM table WHERE …"}`: a pull query against a
+/// table's current rows.
+async fn pull(
+    State(state): State<AppState>,
+    SmallBody(body): SmallBody,
+) -> Result<Response, ApiError> {
+    let SqlBody { sql } = parse_json(&body)?;
+    let (statements, catalog) = load(&state).await?;
+    let plan = catalog.plan_pull(&sql).map_err(ApiError::Sql)?;
+    let Some(statement) = statements.iter().find(|s| s.name == plan.table) else {
+        return Err(ApiError::NotFound(format!(
+            "no table named '{}'",
+            plan.table
+        )));
+    };
+    let rows = state
+        .store
+        .read_query_rows(&QueryRowsRequest {
+            query_id: statement.id.clone(),
+            group_key: plan.lookup_group_key(),
+            limit: MAX_QUERY_ROWS,
+        })
+        .await?;
+    let rows = catalog.run_pull_stored(&plan, &rows);
+    Ok(Json(serde_json::json!({ "rows": rows })).into_response())
+}
+
+/// One row of a push query, as sent to clients.
+#[derive(Serialize)]
+struct Change<'a> {
+    /// The row's key (upsert by it).
+    key: Option<&'a str>,
+    /// The row; `null` when it was deleted.
+    row: Option<serde_json::Value>,
+    /// Event time of the row.
+    timestamp: i64,
+    partition: u32,
+    offset: u64,
+}
+
+fn change_json(d: &Delivered) -> String {
+    let row = if d.record.value.is_empty() {
+        None
+    } else {
+        serde_json::from_slice(&d.record.value).ok()
+    };
+    let change = Change {
+        key: d
+            .record
+            .key
+            .as_deref()
+            .and_then(|k| std::str::from_utf8(k).ok()),
+        row,
+        timestamp: d.record.timestamp,
+        partition: d.partition,
+        offset: d.offset,
+    };
+    serde_json::to_string(&change).unwrap_or_default()
+}
+
+/// A subscription to `topic` positioned at its current end, under a group of its own.
+async fn tail(log: &Arc<dyn EventLog>, topic: &str) -> Result<Box<dyn Subscription>, ApiError> {
+    let unavailable = |e: sightline_log::LogError| ApiError::Unavailable {
+        reason: format!("the event log is unavailable: {e}"),
+        retry_after: 5,
+    };
+    let stats = log.stats().await.map_err(unavailable)?;
+    let group = format!("push-{}", uuid::Uuid::now_v7());
+    let mut sub = log.subscribe(&group, &[topic]).await.map_err(unavailable)?;
+    if let Some(t) = stats.iter().find(|t| t.name == topic) {
+        for p in &t.partitions {
+            sub.seek(&Position {
+                topic: Arc::from(topic),
+                partition: p.partition,
+                offset: p.end_offset,
+            })
+            .map_err(unavailable)?;
+        }
+    }
+    Ok(sub)
+}
+
+/// `GET /api/v1/queries/{name}/changes`: every row the query emits from now on — as
+/// Server-Sent Events (`event: row`, one JSON change per event), or as WebSocket text
+/// messages (one JSON change each) when the request is a WebSocket upgrade.
+async fn changes(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let (_, catalog) = load(&state).await?;
+    let Some(query) = catalog.query(&name) else {
+        return Err(ApiError::NotFound(format!("no query named '{name}'")));
+    };
+    let sub = tail(&state.log, query.output_topic()).await?;
+    let stopping = state.stopping.clone();
+    Ok(match ws {
+        // Not an upgrade request: Server-Sent Events.
+        Ok(ws) => ws.on_upgrade(move |socket| push_ws(socket, sub, stopping)),
+        Err(_) => {
+            let stream = futures::stream::unfold(
+                (sub, stopping, Vec::<String>::new()),
+                |(mut sub, mut stopping, mut pending)| async move {
+                    loop {
+                        if let Some(json) = pending.pop() {
+                            let event = SseEvent::default().event("row").data(json);
+                            return Some((Ok::<_, Infallible>(event), (sub, stopping, pending)));
+                        }
+                        let batch = tokio::select! {
+                            batch = sub.next_batch(PUSH_BATCH) => batch.ok()?,
+                            () = until_stopped(&mut stopping) => return None,
+                        };
+                        // Popped from the back: store reversed to send in order.
+                        pending = batch.iter().rev().map(change_json).collect();
+                    }
+                },
+            );
+            Sse::new(stream)
+                .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+                .into_response()
+        }
+    })
+}
+
+async fn push_ws(
+    mut socket: WebSocket,
+    mut sub: Box<dyn Subscription>,
+    mut stopping: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            batch = sub.next_batch(PUSH_BATCH) => {
+                let Ok(batch) = batch else { break };
+                for d in &batch {
+                    if socket.send(Message::Text(change_json(d).into())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                // The client only listens; a close or an error ends the push.
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                Some(Ok(_)) => {}
+            },
+            () = until_stopped(&mut stopping) => break,
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+/// Completes when the node starts stopping.
+async fn until_stopped(stopping: &mut watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|s| *s).await;
+}
