@@ -883,7 +883,10 @@ impl Correlator {
             ));
             corr = Some((dep.event_id.clone(), sentence, t.first_source_id.clone()));
         }
-        if let Some(prev) = describe::refresh(t, topology) {
+        let initial = t.incident.occurrences <= 1 && !t.published;
+        if let Some(prev) = describe::refresh(t, topology)
+            && !initial
+        {
             entries.push(entry(
                 now,
                 "severity",
