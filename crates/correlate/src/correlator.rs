@@ -181,9 +181,10 @@ pub struct Correlator {
     /// Signal id → how many incidents remember it (derived from the state, rebuilt on
     /// restore).
     seen_index: HashMap<String, u32>,
-    /// Earliest time a timer may be due; `tick` does nothing before it (derived).
-    wake_at: i64,
 }
+
+/// How often, at least, `tick` prunes old transitions and deployments.
+const PRUNE_INTERVAL_MS: i64 = 60_000;
 
 fn entry(at: i64, kind: &str, message: impl Into<String>, actor: &str) -> TimelineEntry {
     TimelineEntry {
@@ -208,7 +209,6 @@ impl Correlator {
             silences: CompiledSilences::default(),
             state: CorrelatorState::default(),
             seen_index: HashMap::new(),
-            wake_at: i64::MIN,
         })
     }
 
@@ -240,7 +240,6 @@ impl Correlator {
             silences,
             state,
             seen_index,
-            wake_at: i64::MIN,
         })
     }
 
@@ -1223,7 +1222,7 @@ impl Correlator {
     fn schedule(&mut self, id: &str) {
         if let Some(t) = self.state.incidents.get(id) {
             let d = self.deadline(t);
-            self.wake_at = self.wake_at.min(d);
+            self.state.wake_at = self.state.wake_at.min(d);
         }
     }
 
@@ -1264,7 +1263,7 @@ impl Correlator {
     /// arrive (e.g. once a second).
     pub fn tick(&mut self, now_ms: i64) -> Vec<Output> {
         let mut out = Vec::new();
-        if now_ms < self.wake_at {
+        if now_ms < self.state.wake_at {
             return out;
         }
         let now = now_ms;
@@ -1336,13 +1335,15 @@ impl Correlator {
             }
         }
         self.prune(now);
-        self.wake_at = self
+        // The next scan: the earliest timer, and at least once a minute for pruning.
+        self.state.wake_at = self
             .state
             .incidents
             .values()
             .map(|t| self.deadline(t))
             .min()
-            .unwrap_or(i64::MAX);
+            .unwrap_or(i64::MAX)
+            .min(now.saturating_add(PRUNE_INTERVAL_MS));
         out
     }
 
@@ -1363,10 +1364,6 @@ impl Correlator {
             q.retain(|d| now.saturating_sub(d.at) <= keep);
             !q.is_empty()
         });
-        let incidents = &self.state.incidents;
-        self.state
-            .last_incident
-            .retain(|_, id| incidents.contains_key(id));
     }
 
     // -------------------------------------------------------- operator actions

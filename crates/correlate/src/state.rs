@@ -190,6 +190,9 @@ pub struct CorrelatorState {
     pub(crate) suppressed_ids: SeenSet,
     pub(crate) silences: Vec<sightline_model::Silence>,
     pub(crate) stats: CorrelatorStats,
+    /// Earliest time a timer may be due: `tick` scans nothing before it. Part of the state
+    /// so that a restored correlator scans (and prunes) exactly when the original did.
+    pub(crate) wake_at: i64,
 }
 
 impl Default for CorrelatorState {
@@ -204,6 +207,7 @@ impl Default for CorrelatorState {
             suppressed_ids: SeenSet::default(),
             silences: Vec::new(),
             stats: CorrelatorStats::default(),
+            wake_at: i64::MIN,
         }
     }
 }
