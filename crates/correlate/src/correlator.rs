@@ -693,13 +693,10 @@ impl Correlator {
     }
 
     fn correlation(
-        &self,
         incident_id: &str,
         source_id: &str,
         target_id: &str,
-        kind: CorrelationKind,
-        score: f64,
-        reason: String,
+        (kind, score, reason): (CorrelationKind, f64, String),
         now: i64,
     ) -> Correlation {
         Correlation {
@@ -840,7 +837,7 @@ impl Correlator {
             self.push_timeline(id, e);
         }
         if let Some((kind, score, reason, target)) = corr {
-            let c = self.correlation(id, &sig.id, &target, kind, score, reason, now);
+            let c = Self::correlation(id, &sig.id, &target, (kind, score, reason), now);
             self.emit_correlation(id, c, out);
         }
         self.after_change(id, now, out);
@@ -900,13 +897,15 @@ impl Correlator {
             self.push_timeline(id, e);
         }
         if let Some((source, sentence, target)) = corr {
-            let c = self.correlation(
+            let c = Self::correlation(
                 id,
                 &source,
                 &target,
-                CorrelationKind::Causal,
-                0.6,
-                format!("deployment before the first signal: {sentence}"),
+                (
+                    CorrelationKind::Causal,
+                    0.6,
+                    format!("deployment before the first signal: {sentence}"),
+                ),
                 now,
             );
             self.emit_correlation(id, c, out);
@@ -1012,13 +1011,11 @@ impl Correlator {
                     s.first_ts - t.first_signal_ts,
                     o.group_keys.iter().next().map_or("", String::as_str),
                 );
-                links.push(self.correlation(
+                links.push(Self::correlation(
                     target,
                     &s.first_id,
                     &t.first_source_id,
-                    kind,
-                    score,
-                    format!("merged from {}: {reason}", o.incident.id),
+                    (kind, score, format!("merged from {}: {reason}", o.incident.id)),
                     now,
                 ));
             }

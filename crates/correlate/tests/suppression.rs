@@ -138,7 +138,9 @@ fn an_active_silence_suppresses_and_opens_nothing_an_expired_one_does_not() {
 
 #[test]
 fn each_matcher_operator() {
-    let cases: [(MatchOp, &str, &[(&str, bool)]); 4] = [
+    /// Operator, value, and (service, silenced?) expectations.
+    type Case<'a> = (MatchOp, &'a str, &'a [(&'a str, bool)]);
+    let cases: [Case<'_>; 4] = [
         (MatchOp::Equal, "db", &[("db", true), ("catalog", false)]),
         (MatchOp::NotEqual, "db", &[("db", false), ("catalog", true)]),
         (
