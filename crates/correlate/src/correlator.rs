@@ -1015,7 +1015,11 @@ impl Correlator {
                     target,
                     &s.first_id,
                     &t.first_source_id,
-                    (kind, score, format!("merged from {}: {reason}", o.incident.id)),
+                    (
+                        kind,
+                        score,
+                        format!("merged from {}: {reason}", o.incident.id),
+                    ),
                     now,
                 ));
             }

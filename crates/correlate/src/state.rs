@@ -246,3 +246,25 @@ impl CorrelatorState {
             + self.suppressed_ids.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seen_set_keeps_the_most_recent_and_round_trips() {
+        let mut s = SeenSet::default();
+        for i in 0..5 {
+            s.insert(&format!("id-{i}"), 3);
+        }
+        assert_eq!(s.len(), 3);
+        assert!(!s.contains("id-1"));
+        assert!(s.contains("id-4"));
+        assert!(s.insert("id-4", 3).is_empty(), "present: no eviction");
+        let json = serde_json::to_string(&s).expect("json");
+        assert_eq!(json, r#"["id-2","id-3","id-4"]"#);
+        let back: SeenSet = serde_json::from_str(&json).expect("back");
+        assert!(back.contains("id-3"));
+        assert_eq!(back, s);
+    }
+}

@@ -112,12 +112,12 @@ fn a_signal_linking_two_waiting_groups_merges_them() {
     c.on_anomaly(&anomaly("catalog", "latency_ms", 0), 0);
     c.on_anomaly(&anomaly("payments", "latency_ms", 1_000), 1_000);
     assert_eq!(c.waiting().count(), 2);
-    // …but checkout relates to both (it calls payments; frontend calls it and catalog;
-    // it shares db with catalog only through db, so use db which catalog calls).
+    // …checkout calls payments, so it joins the payments group (catalog and checkout
+    // are siblings under frontend, not related to each other)…
     c.on_anomaly(&anomaly("checkout", "latency_ms", 2_000), 2_000);
-    // checkout is related to payments (depends on it) but not to catalog: still two.
+    // …so there are still two groups.
     assert_eq!(c.waiting().count(), 2);
-    // frontend calls both checkout and catalog: it links the two groups.
+    // frontend calls both checkout and catalog: it links the two groups into one.
     c.on_anomaly(&anomaly("frontend", "latency_ms", 3_000), 3_000);
     assert_eq!(c.waiting().count(), 1);
     let out = c.tick(10_000);
@@ -183,7 +183,7 @@ fn severity_is_score_times_criticality_times_breadth() {
     assert_eq!(by("search").severity, Severity::Medium);
     assert!((by("search").score - 0.6).abs() < 1e-9);
     assert_eq!(by("db").severity, Severity::Critical);
-    // Breadth: payments 0.7 (high? no: 0.7 → medium) + checkout → 0.7 × 1.25 = 0.875 → high.
+    // Breadth: payments alone 0.7 → medium; with checkout, 0.7 × 1.25 = 0.875 → high.
     let mut c = correlator();
     c.on_anomaly(
         &anomaly_with("payments", "latency_ms", 0, 0.7, Severity::Medium),
@@ -317,4 +317,33 @@ fn group_by_more_labels_keeps_signals_apart_but_topology_and_time_still_fold() {
         "{}",
         inc[0].title
     );
+}
+
+#[test]
+fn the_generated_description_reads_well() {
+    let mut c = correlator();
+    let mut deploy = event("d-1", "db", "DEPLOYMENT", Severity::Info, 0);
+    deploy
+        .metadata
+        .insert("version".into(), serde_json::json!("14.2"));
+    c.on_event(&deploy, 0);
+    c.on_anomaly(&anomaly("checkout", "latency_ms", 100_000), 100_000);
+    c.on_anomaly(&anomaly("db", "latency_ms", 102_000), 102_000);
+    c.on_anomaly(&anomaly("db", "latency_ms", 103_000), 103_000);
+    c.on_event(
+        &event("e-1", "checkout", "ERROR", Severity::High, 104_000),
+        104_000,
+    );
+    let inc = opened(&c.tick(110_000))[0].clone();
+    let expected = "\
+Critical incident on db (criticality 2), score 2.25.
+Affected services: checkout, db.
+4 signal(s) in total; evidence:
+- checkout latency_ms = 950 (expected 80–120), zscore detector, once, first at +0 ms
+- db latency_ms = 950 (expected 80–120), zscore detector, 2 times, first at +2 s
+- checkout ERROR \"ERROR in checkout: card declined\", once, first at +4 s
+Likely cause: db was deployed 1 min 40 s before the first error (version 14.2).";
+    assert_eq!(inc.description, expected);
+    assert_eq!(inc.title, "db: latency_ms anomaly (+1 downstream service)");
+    assert_eq!(inc.severity, Severity::Critical);
 }

@@ -193,3 +193,20 @@ fn a_snapshot_of_another_version_is_refused() {
         Correlator::restore(CorrelatorConfig::default(), topology(), state).expect_err("version");
     assert!(err.to_string().contains("99"), "{err}");
 }
+
+#[test]
+fn a_restored_correlator_still_recognises_redeliveries() {
+    let mut c = fresh();
+    c.on_anomaly(&anomaly("search", "latency_ms", 0), 0);
+    c.tick(10_000);
+    let json = serde_json::to_string(&c.snapshot()).expect("json");
+    let state: CorrelatorState = serde_json::from_str(&json).expect("state");
+    let mut r = Correlator::restore(CorrelatorConfig::default(), topology(), state).expect("ok");
+    assert!(
+        r.on_anomaly(&anomaly("search", "latency_ms", 0), 11_000)
+            .is_empty()
+    );
+    let inc = r.incidents().next().expect("one");
+    assert_eq!(inc.occurrences, 1);
+    assert_eq!(r.stats().duplicates, 1);
+}
