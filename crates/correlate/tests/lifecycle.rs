@@ -310,3 +310,27 @@ fn resolved_incidents_are_evicted_after_their_retention() {
         Err(CorrelateError::UnknownIncident { id })
     );
 }
+
+#[test]
+fn a_flapping_group_whose_last_incident_was_evicted_opens_one_marked_flapping() {
+    let cfg = CorrelatorConfig {
+        group_wait_ms: 1_000,
+        resolve_after_ms: 60_000,
+        flap_threshold: 2,
+        retention_ms: 1_000,
+        ..CorrelatorConfig::default()
+    };
+    let mut c = correlator_with(cfg);
+    c.on_anomaly(&anomaly("search", "latency_ms", 0), 0);
+    let first = opened(&c.tick(1_000))[0].id.clone();
+    c.tick(61_000); // resolved: open + resolve = 2 transitions
+    c.tick(62_000); // evicted after 1 s of retention
+    assert!(c.incident(&first).is_none());
+    c.on_anomaly(&anomaly("search", "latency_ms", 70_000), 70_000);
+    let out = c.tick(71_000);
+    let o = opened(&out);
+    assert_eq!(o.len(), 1);
+    assert_ne!(o[0].id, first);
+    assert!(o[0].flapping);
+    assert!(o[0].timeline.iter().any(|e| e.kind == "flapping"));
+}
