@@ -555,6 +555,13 @@ impl Correlator {
             return false;
         }
         let id = describe::incident_id(gk, &sig.id);
+        if self.state.incidents.contains_key(&id) {
+            // This signal opened that very incident: a redelivery older than the incident's
+            // remembered ids. Never overwrite it.
+            self.state.stats.signals -= 1;
+            self.state.stats.duplicates += 1;
+            return false;
+        }
         let incident = Incident {
             id: id.clone(),
             title: String::new(),
@@ -1081,7 +1088,7 @@ impl Correlator {
                 now,
                 "merged",
                 format!(
-                    "merged {} ({}, {} signal(s)): a new signal links the two through the dependency graph",
+                    "merged {} ({}, {} signal(s)): a new signal relates to both (same or dependent services within the correlation window)",
                     o.incident.id, o.incident.service_name, o.incident.occurrences
                 ),
                 ENGINE_ACTOR,
