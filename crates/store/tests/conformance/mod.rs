@@ -22,8 +22,10 @@ use sightline_store::{
 };
 use sqlx::Row as _;
 
+mod incidents;
 mod rollups;
 mod security;
+pub use incidents::*;
 pub use rollups::*;
 pub use security::*;
 
@@ -149,6 +151,14 @@ macro_rules! conformance_tests {
                 rollup_filters_match_brute_force,
                 rollup_queries_reject_bad_limits_and_windows,
                 event_counts_upsert_and_filter,
+                anomaly_writes_are_idempotent_and_filter_and_paginate,
+                incident_upserts_never_let_an_older_version_win,
+                incident_filters_and_pagination_match_brute_force,
+                incident_updates_follow_the_lifecycle,
+                concurrent_incident_updates_all_land,
+                correlations_are_idempotent_and_found_by_incident_and_signal,
+                silences_are_created_listed_and_expired,
+                topology_is_versioned,
             );
         }
     };
