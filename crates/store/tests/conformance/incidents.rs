@@ -46,7 +46,7 @@ fn anomaly(i: usize) -> Anomaly {
         score: (i % 10) as f64 / 10.0,
         severity: Severity::ALL[i % Severity::ALL.len()],
         explanation: format!("value {i} outside the expected band \"quoted\" ✓"),
-        event_id: (i % 2 == 0).then(|| format!("evt-{i}")),
+        event_id: i.is_multiple_of(2).then(|| format!("evt-{i}")),
         detected_at: timestamp + 250,
     }
 }
@@ -63,7 +63,7 @@ fn entry(at: i64, kind: &str, message: &str, actor: &str) -> TimelineEntry {
 fn incident(i: usize) -> Incident {
     let service = SERVICES[i % SERVICES.len()];
     let mut affected = vec![service.to_owned()];
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         affected.push(SERVICES[(i + 1) % SERVICES.len()].to_owned());
     }
     // Several incidents share a detection time: ties order by id.
@@ -94,8 +94,8 @@ fn incident(i: usize) -> Incident {
         event_ids: (0..i % 4).map(|n| format!("evt-{i}-{n}")).collect(),
         anomaly_ids: vec![format!("an-{i:016x}")],
         occurrences: i as u64 + 1,
-        assignee: (i % 4 == 0).then(|| "alice".to_owned()),
-        flapping: i % 5 == 0,
+        assignee: i.is_multiple_of(4).then(|| "alice".to_owned()),
+        flapping: i.is_multiple_of(5),
         timeline: vec![entry(
             detected_at,
             "detected",
@@ -866,7 +866,7 @@ pub async fn silences_are_created_listed_and_expired(b: &Backend) {
     );
     assert_eq!(
         store.list_silences(false, now).await.unwrap(),
-        [pending.clone()]
+        std::slice::from_ref(&pending)
     );
     assert_eq!(store.list_silences(true, now).await.unwrap().len(), 3);
     assert!(matches!(
