@@ -896,10 +896,14 @@ macro_rules! impl_incident_store {
                     .iter()
                     .map($crate::incidents::encode_incident)
                     .collect::<$crate::Result<Vec<_>>>()?;
+                // In id order (stable: versions of one id keep their order), so two
+                // concurrent batches lock rows in the same order and cannot deadlock.
+                let mut order: Vec<usize> = (0..incidents.len()).collect();
+                order.sort_by(|&a, &b| incidents[a].id.cmp(&incidents[b].id));
                 let $w = self;
                 let mut tx = ($writer).begin().await?;
                 let mut written = 0;
-                for (incident, enc) in incidents.iter().zip(&encoded) {
+                for (incident, enc) in order.iter().map(|&i| (&incidents[i], &encoded[i])) {
                     let id = clean(&incident.id).into_owned();
                     let applied = sqlx::query::<$db>($crate::incidents::UPSERT_INCIDENT)
                         .bind(&id)
