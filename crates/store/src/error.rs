@@ -1,10 +1,11 @@
 //! What can go wrong in the store, sorted by what a caller can do about it.
 //!
 //! The API maps [`StoreError::InvalidCursor`] and [`StoreError::InvalidQuery`] to a 400
-//! problem, [`StoreError::NotFound`] to 404, [`StoreError::InvalidTransition`] and
-//! [`StoreError::Conflict`] to 409, [`StoreError::InvalidData`] to 422, treats [`StoreError::Database`] and [`StoreError::Io`] as "not ready / retry",
+//! problem, treats [`StoreError::Database`] and [`StoreError::Io`] as "not ready / retry",
 //! and reports [`StoreError::Corrupt`] loudly: it means a stored row no longer decodes, which
-//! no retry will fix.
+//! no retry will fix. The incident routes are meant to map [`StoreError::NotFound`] to 404,
+//! [`StoreError::InvalidTransition`] (and [`StoreError::Conflict`]) to 409 and
+//! [`StoreError::InvalidData`] to 422.
 
 use std::path::PathBuf;
 
