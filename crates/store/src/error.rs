@@ -3,7 +3,9 @@
 //! The API maps [`StoreError::InvalidCursor`] and [`StoreError::InvalidQuery`] to a 400
 //! problem, treats [`StoreError::Database`] and [`StoreError::Io`] as "not ready / retry",
 //! and reports [`StoreError::Corrupt`] loudly: it means a stored row no longer decodes, which
-//! no retry will fix.
+//! no retry will fix. The incident routes are meant to map [`StoreError::NotFound`] to 404,
+//! [`StoreError::InvalidTransition`] (and [`StoreError::Conflict`]) to 409 and
+//! [`StoreError::InvalidData`] to 422.
 
 use std::path::PathBuf;
 
@@ -29,6 +31,28 @@ pub enum StoreError {
     /// A row with this key already exists (e.g. a username that is taken).
     #[error("conflict: {0}")]
     Conflict(String),
+
+    /// No row with this key (e.g. an incident or silence id that does not exist); the text
+    /// names what was looked for, e.g. `incident 'abc'`.
+    #[error("{0} not found")]
+    NotFound(String),
+
+    /// An incident status change its lifecycle does not allow (e.g. acknowledging a resolved
+    /// incident): see [`transition_allowed`](crate::transition_allowed).
+    #[error("incident '{id}' cannot go from {from} to {to}")]
+    InvalidTransition {
+        /// The incident.
+        id: String,
+        /// Its current status.
+        from: sightline_model::IncidentStatus,
+        /// The status asked for.
+        to: sightline_model::IncidentStatus,
+    },
+
+    /// A value offered for writing that the store cannot keep as given (NaN in a number
+    /// column, an update that changes nothing).
+    #[error("invalid data: {0}")]
+    InvalidData(String),
 
     /// A stored value that no longer decodes into its type.
     #[error("corrupt {what} in the store: {reason}")]

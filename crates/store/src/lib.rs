@@ -13,6 +13,10 @@
 //! Users, API keys, refresh tokens and the audit trail live in the same database, behind
 //! the [`SecurityStore`] supertrait.
 //!
+//! Anomalies, incidents and their timelines, correlations, silences and the service
+//! topology (what detection and correlation produce) live behind the [`IncidentStore`]
+//! supertrait.
+//!
 //! Data enters through the [`sink`]: a consumer in group `store` that reads `system-events`
 //! and `metrics.raw` from the event log, writes each batch in one transaction and only then
 //! commits its log offsets. Writes are keyed upserts (`event_id` for events, the log
@@ -20,6 +24,7 @@
 
 mod common;
 mod error;
+mod incidents;
 mod postgres;
 mod queries;
 mod query;
@@ -29,6 +34,10 @@ pub mod sink;
 mod sqlite;
 
 pub use error::StoreError;
+pub use incidents::{
+    AnomalyQuery, DelegateIncidents, IncidentCounts, IncidentPatch, IncidentQuery, IncidentStore,
+    MAX_CORRELATIONS, StoredAnomaly, StoredTopology, transition_allowed,
+};
 pub use postgres::{PgConfig, PgStore};
 pub use queries::{MAX_QUERY_ROWS, QueryRow, QueryRowsRequest, StreamStatement};
 pub use query::{
@@ -79,7 +88,7 @@ pub struct WriteSummary {
 
 /// Persistent, queryable storage for everything sightline keeps.
 #[async_trait::async_trait]
-pub trait Store: SecurityStore + Send + Sync + std::fmt::Debug {
+pub trait Store: SecurityStore + IncidentStore + Send + Sync + std::fmt::Debug {
     /// Writes events into `raw_events` and `processed_events` in one transaction; an
     /// `event_id` already stored is left as it is (the first durable version wins).
     async fn write_events(&self, batch: &[LoggedEvent]) -> Result<WriteSummary>;

@@ -574,6 +574,12 @@ impl sightline_store::DelegateSecurity for FlakyStore {
     }
 }
 
+impl sightline_store::DelegateIncidents for FlakyStore {
+    fn incidents(&self) -> &dyn sightline_store::IncidentStore {
+        &self.inner
+    }
+}
+
 #[async_trait::async_trait]
 impl Store for FlakyStore {
     async fn write_events(&self, batch: &[LoggedEvent]) -> sightline_store::Result<WriteSummary> {

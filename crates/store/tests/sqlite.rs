@@ -145,6 +145,95 @@ async fn corrupt_rows_are_errors_not_panics() {
     ));
 }
 
+#[tokio::test]
+async fn corrupt_incident_rows_are_errors_not_panics() {
+    use sightline_model::{Incident, IncidentStatus, Severity, Silence, Topology};
+    use sightline_store::{IncidentQuery, IncidentStore as _};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open_store(dir.path()).await;
+    let incident = Incident {
+        id: "inc-1".into(),
+        title: "t".into(),
+        description: "d".into(),
+        severity: Severity::High,
+        score: 0.5,
+        status: IncidentStatus::Open,
+        service_name: "api".into(),
+        affected_services: vec!["api".into()],
+        detected_at: BASE_MS,
+        updated_at: BASE_MS,
+        acknowledged_at: None,
+        resolved_at: None,
+        correlation_id: "req-1".into(),
+        fingerprint: "af-1".into(),
+        labels: Default::default(),
+        event_ids: vec![],
+        anomaly_ids: vec![],
+        occurrences: 1,
+        assignee: None,
+        flapping: false,
+        timeline: vec![],
+    };
+    store.upsert_incidents(&[incident]).await.expect("upsert");
+    let silence = Silence {
+        id: "sil-1".into(),
+        matchers: vec![],
+        starts_at: BASE_MS,
+        ends_at: BASE_MS + 1,
+        created_by: "alice".into(),
+        comment: String::new(),
+        created_at: BASE_MS,
+    };
+    store.create_silence(&silence).await.expect("silence");
+    store
+        .put_topology(&Topology::default(), "alice", BASE_MS)
+        .await
+        .expect("topology");
+
+    let raw = raw_connection(dir.path()).await;
+    for (sql, column) in [
+        ("UPDATE incidents SET timeline = '{not json'", "timeline"),
+        (
+            "UPDATE incidents SET timeline = '[]', severity = 'apocalyptic'",
+            "severity",
+        ),
+    ] {
+        sqlx::query(sql).execute(&raw).await.expect("damage a row");
+        match store.get_incident("inc-1").await {
+            Err(StoreError::Corrupt { what, .. }) => {
+                assert!(what.contains(column) && what.contains("inc-1"), "{what}");
+            }
+            other => panic!("{column}: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        store
+            .query_incidents(&IncidentQuery {
+                limit: 10,
+                ..IncidentQuery::default()
+            })
+            .await,
+        Err(StoreError::Corrupt { .. })
+    ));
+    sqlx::query("UPDATE silences SET matchers = 'nope'")
+        .execute(&raw)
+        .await
+        .expect("damage silences");
+    assert!(matches!(
+        store.list_silences(true, BASE_MS).await,
+        Err(StoreError::Corrupt { what, .. }) if what.contains("matchers")
+    ));
+    sqlx::query("UPDATE topology SET document = '[1]'")
+        .execute(&raw)
+        .await
+        .expect("damage topology");
+    assert!(matches!(
+        store.get_topology().await,
+        Err(StoreError::Corrupt { what, .. }) if what.contains("topology")
+    ));
+}
+
 /// Write throughput: 20 batches of 5,000 events (3 metadata keys, 2 tags, ~60-byte details)
 /// into a fresh file. Run with
 /// `cargo test -p sightline-store --release --test sqlite -- --ignored --nocapture`.

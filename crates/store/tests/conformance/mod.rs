@@ -22,9 +22,11 @@ use sightline_store::{
 };
 use sqlx::Row as _;
 
+mod incidents;
 mod queries;
 mod rollups;
 mod security;
+pub use incidents::*;
 pub use queries::*;
 pub use rollups::*;
 pub use security::*;
@@ -153,6 +155,14 @@ macro_rules! conformance_tests {
                 event_counts_upsert_and_filter,
                 statements_keep_order_and_unique_names,
                 query_rows_upsert_delete_and_look_up,
+                anomaly_writes_are_idempotent_and_filter_and_paginate,
+                incident_upserts_never_let_an_older_version_win,
+                incident_filters_and_pagination_match_brute_force,
+                incident_updates_follow_the_lifecycle,
+                concurrent_incident_updates_all_land,
+                correlations_are_idempotent_and_found_by_incident_and_signal,
+                silences_are_created_listed_and_expired,
+                topology_is_versioned,
             );
         }
     };
