@@ -1,0 +1,278 @@
+//! The default metric detector — what a user gets without configuring anything, and what
+//! the NAB harness scores.
+//!
+//! It combines three cheap views of each point, each a robust z-score (median/MAD over a
+//! bounded window, so outliers do not inflate the spread they are measured against):
+//!
+//! * **level** — the value against the recent values;
+//! * **change** — the step from the previous point against recent steps (spikes, jumps);
+//! * **season** — the value against the median of the same time of day on previous days
+//!   (looked up by timestamp, so gaps do not shift the phase): catches a daily pattern
+//!   that breaks while staying inside the usual range.
+//!
+//! The strongest view (in σ) is the raw surprise. Raw surprises are turned into a
+//! probability the way HTM's "anomaly likelihood" does: the recent average surprise is
+//! compared with the distribution of surprises over a long window, so a series that is
+//! always noisy does not alarm all the time and a quiet one alarms on a smaller
+//! deviation. That probability is mapped to a 0..1 log scale (0.5 ≈ 1 − 10⁻⁵).
+//!
+//! Finally, an alert suppresses itself: after a point scores at or above `alert_level`,
+//! the following `suppress_ms` of points score 0 unless they beat the alert's score.
+//! One problem raises one alert, early, instead of a burst.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+use crate::stats::log_normal_sf;
+use crate::window::{RollingStats, SortedWindow};
+use crate::{Detector, Verdict};
+
+const MAD_TO_SIGMA: f64 = 1.4826;
+
+/// Configuration of the default [`Ensemble`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnsembleConfig {
+    /// Points in the level and change windows.
+    pub window: usize,
+    /// Season length (ms); 0 disables the season view. Default one day.
+    pub season_ms: i64,
+    /// Previous seasons compared against (bounded by `max_history`).
+    pub seasons: usize,
+    /// Cap on points of history kept for the season view (memory bound).
+    pub max_history: usize,
+    /// Points before any judgement.
+    pub min_points: usize,
+    /// Surprises kept for the likelihood's long-run distribution.
+    pub likelihood_window: usize,
+    /// Surprises averaged for the likelihood's short-run value.
+    pub likelihood_short: usize,
+    /// Score at or above which a point is an alert (and suppresses what follows).
+    pub alert_level: f64,
+    /// How long (ms) an alert suppresses further alerts.
+    pub suppress_ms: i64,
+    /// Floor on every view's spread, relative to the median absolute value.
+    pub min_relative_spread: f64,
+}
+
+impl Default for EnsembleConfig {
+    fn default() -> Self {
+        EnsembleConfig {
+            window: 500,
+            season_ms: 86_400_000,
+            seasons: 3,
+            max_history: 12_000,
+            min_points: 60,
+            likelihood_window: 1_000,
+            likelihood_short: 6,
+            alert_level: 0.5,
+            suppress_ms: 0,
+            min_relative_spread: 1e-3,
+        }
+    }
+}
+
+/// One robust view: values (or steps, or residuals) and their order statistics.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct RobustView {
+    window: SortedWindow,
+}
+
+impl RobustView {
+    fn new(capacity: usize) -> Self {
+        RobustView {
+            window: SortedWindow::new(capacity),
+        }
+    }
+
+    /// (z, median, σ) of `x`, before learning it.
+    fn judge(&self, x: f64, min_points: usize, floor: f64) -> Option<(f64, f64, f64)> {
+        if self.window.len() < min_points.max(3) {
+            return None;
+        }
+        let median = self.window.median()?;
+        let mad = self.window.mad(median)?;
+        let sigma = (mad * MAD_TO_SIGMA).max(floor).max(1e-12);
+        Some(((x - median) / sigma, median, sigma))
+    }
+}
+
+/// The default metric detector (see the module docs).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Ensemble {
+    config: EnsembleConfig,
+    seen: u64,
+    last_value: Option<f64>,
+    level: RobustView,
+    change: RobustView,
+    season: RobustView,
+    history: VecDeque<(i64, f64)>,
+    gaps: SortedWindow,
+    surprises: RollingStats,
+    recent: VecDeque<f64>,
+    last_alert: Option<(i64, f64)>,
+}
+
+impl Ensemble {
+    /// A detector that has seen nothing.
+    pub fn new(config: EnsembleConfig) -> Self {
+        Ensemble {
+            level: RobustView::new(config.window),
+            change: RobustView::new(config.window),
+            season: RobustView::new(config.window),
+            history: VecDeque::new(),
+            gaps: SortedWindow::new(64),
+            surprises: RollingStats::new(config.likelihood_window),
+            recent: VecDeque::with_capacity(config.likelihood_short + 1),
+            seen: 0,
+            last_value: None,
+            last_alert: None,
+            config,
+        }
+    }
+
+    /// Points of history held for the season view (≤ `max_history`).
+    pub fn held(&self) -> usize {
+        self.history.len()
+    }
+
+    /// The value at about `t` (within half a step), from history.
+    fn value_near(&self, t: i64, tolerance: i64) -> Option<f64> {
+        let i = self.history.partition_point(|(ts, _)| *ts < t);
+        let mut best: Option<(i64, f64)> = None;
+        for j in [i.checked_sub(1), Some(i)].into_iter().flatten() {
+            if let Some(&(ts, v)) = self.history.get(j) {
+                let d = (ts - t).abs();
+                if d <= tolerance && best.is_none_or(|(bd, _)| d < bd) {
+                    best = Some((d, v));
+                }
+            }
+        }
+        best.map(|(_, v)| v)
+    }
+
+    /// The seasonal expectation at `t`: median of the same phase over previous seasons.
+    fn seasonal_expectation(&self, t: i64) -> Option<f64> {
+        let season = self.config.season_ms;
+        if season <= 0 || self.config.seasons == 0 {
+            return None;
+        }
+        let step = self.gaps.median()? as i64;
+        if step <= 0 || season / step < 4 {
+            return None;
+        }
+        let tolerance = (step / 2).max(1);
+        let mut same_phase: Vec<f64> = (1..=self.config.seasons as i64)
+            .filter_map(|k| self.value_near(t - k * season, tolerance))
+            .collect();
+        if same_phase.len() < self.config.seasons.min(2) {
+            return None;
+        }
+        same_phase.sort_by(f64::total_cmp);
+        let n = same_phase.len();
+        Some(if n % 2 == 1 {
+            same_phase[n / 2]
+        } else {
+            0.5 * (same_phase[n / 2 - 1] + same_phase[n / 2])
+        })
+    }
+}
+
+impl Detector for Ensemble {
+    fn name(&self) -> &'static str {
+        "ensemble"
+    }
+
+    fn observe(&mut self, timestamp_ms: i64, value: f64) -> Verdict {
+        if !value.is_finite() {
+            return Verdict::warming_up(value);
+        }
+        let cfg = self.config.clone();
+        if let Some(&(last_ts, _)) = self.history.back()
+            && timestamp_ms > last_ts
+        {
+            self.gaps.push((timestamp_ms - last_ts) as f64);
+        }
+        let scale = self.level.window.median().map(f64::abs).unwrap_or(0.0);
+        let floor = cfg.min_relative_spread * scale;
+
+        // The three views, judged before learning the point.
+        let level = self.level.judge(value, cfg.min_points, floor);
+        let step = self.last_value.map(|p| value - p);
+        let change = step.and_then(|d| self.change.judge(d, cfg.min_points, floor));
+        let expected_season = self.seasonal_expectation(timestamp_ms);
+        let residual = expected_season.map(|e| value - e);
+        let season = residual.and_then(|r| self.season.judge(r, cfg.min_points, floor));
+
+        // Learn.
+        self.level.window.push(value);
+        if let Some(d) = step {
+            self.change.window.push(d);
+        }
+        if let Some(r) = residual {
+            self.season.window.push(r);
+        }
+        self.history.push_back((timestamp_ms, value));
+        while self.history.len() > cfg.max_history.max(1) {
+            self.history.pop_front();
+        }
+        self.last_value = Some(value);
+        self.seen += 1;
+
+        let Some((z_level, median, sigma)) = level else {
+            return Verdict::warming_up(value);
+        };
+        let surprise = [Some(z_level), change.map(|c| c.0), season.map(|s| s.0)]
+            .into_iter()
+            .flatten()
+            .map(f64::abs)
+            .fold(0.0, f64::max);
+
+        // Anomaly likelihood: the short-run mean surprise against the long-run distribution.
+        self.recent.push_back(surprise);
+        while self.recent.len() > cfg.likelihood_short.max(1) {
+            self.recent.pop_front();
+        }
+        let short = self.recent.iter().sum::<f64>() / self.recent.len() as f64;
+        let judged = self.surprises.len() >= cfg.min_points.max(3);
+        let z = if judged {
+            let sd = self.surprises.std_dev().max(1e-3);
+            (short - self.surprises.mean()) / sd
+        } else {
+            0.0
+        };
+        self.surprises.push(surprise);
+        // log scale: 1 − p = 10⁻¹⁰ → 1; p = 0.5 → ~0.03
+        let log_p = log_normal_sf(z); // ln P(tail)
+        let mut score = if judged {
+            (-log_p / (10.0 * std::f64::consts::LN_10)).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+
+        // One problem, one alert.
+        if let Some((t, s)) = self.last_alert
+            && timestamp_ms - t < cfg.suppress_ms
+            && score <= s
+        {
+            score = 0.0;
+        }
+        if score >= cfg.alert_level {
+            self.last_alert = Some((timestamp_ms, score));
+        }
+
+        let (expected, spread) = match (expected_season, season) {
+            (Some(e), Some((_, m, s))) if season.is_some_and(|v| v.0.abs() > z_level.abs()) => (e + m, s),
+            _ => (median, sigma),
+        };
+        Verdict {
+            score,
+            expected,
+            expected_low: expected - 4.0 * spread,
+            expected_high: expected + 4.0 * spread,
+            anomalous: score >= cfg.alert_level,
+            sigmas: Some((value - expected) / spread),
+        }
+    }
+}
