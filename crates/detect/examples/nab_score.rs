@@ -13,7 +13,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(json) => serde_json::from_str(&json)?,
         None => Default::default(),
     };
-    let report = sightline_detect::nab::run_with(&dir, &config, None, None)?;
+    let results = std::env::var_os("RESULTS").map(PathBuf::from);
+    let report = sightline_detect::nab::run_with(&dir, &config, None, results.as_deref())?;
     let quiet = std::env::var_os("QUIET").is_some();
     for f in report.files.iter().filter(|_| !quiet) {
         println!(

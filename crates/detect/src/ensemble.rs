@@ -48,6 +48,16 @@ pub struct EnsembleConfig {
     pub likelihood_window: usize,
     /// Surprises averaged for the likelihood's short-run value.
     pub likelihood_short: usize,
+    /// How surprises become scores: `likelihood` (HTM-style tail probability of the
+    /// strongest view) or `quantile` (each view's |z| against its own recent high
+    /// quantile).
+    pub calibration: Calibration,
+    /// Past |z| values per view kept for the `quantile` calibration.
+    pub calibration_window: usize,
+    /// The quantile of past |z| a point must beat to score 0.5.
+    pub calibration_quantile: f64,
+    /// The smallest |z| that can score 0.5, whatever the history.
+    pub min_sigmas: f64,
     /// Score at or above which a point is an alert (and suppresses what follows).
     pub alert_level: f64,
     /// How long (ms) an alert suppresses further alerts.
@@ -65,25 +75,56 @@ impl Default for EnsembleConfig {
             max_history: 12_000,
             min_points: 60,
             likelihood_window: 1_000,
-            likelihood_short: 6,
+            likelihood_short: 1,
+            calibration: Calibration::Quantile,
+            calibration_window: 2_000,
+            calibration_quantile: 0.999,
+            min_sigmas: 3.0,
             alert_level: 0.5,
-            suppress_ms: 0,
+            suppress_ms: 86_400_000,
             min_relative_spread: 1e-3,
         }
     }
 }
 
-/// One robust view: values (or steps, or residuals) and their order statistics.
+/// How the ensemble turns surprises into scores.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Calibration {
+    /// HTM-style anomaly likelihood of the strongest view.
+    Likelihood,
+    /// Each view against its own recent high quantile of |z|.
+    #[default]
+    Quantile,
+}
+
+/// One robust view: values (or steps, or residuals) and their order statistics, plus the
+/// view's own recent |z| values for calibration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct RobustView {
     window: SortedWindow,
+    past_z: SortedWindow,
 }
 
 impl RobustView {
-    fn new(capacity: usize) -> Self {
+    fn new(capacity: usize, calibration: usize) -> Self {
         RobustView {
             window: SortedWindow::new(capacity),
+            past_z: SortedWindow::new(calibration),
         }
+    }
+
+    /// |z| relative to this view's recent high quantile (1 = as surprising as the
+    /// quantile), then learns |z|.
+    fn relative(&mut self, z: f64, cfg: &EnsembleConfig) -> f64 {
+        let z = z.abs();
+        let bar = if self.past_z.len() >= cfg.min_points.max(3) {
+            self.past_z.quantile(cfg.calibration_quantile).unwrap_or(0.0)
+        } else {
+            f64::INFINITY
+        };
+        self.past_z.push(z);
+        z / bar.max(cfg.min_sigmas)
     }
 
     /// (z, median, σ) of `x`, before learning it.
@@ -118,9 +159,9 @@ impl Ensemble {
     /// A detector that has seen nothing.
     pub fn new(config: EnsembleConfig) -> Self {
         Ensemble {
-            level: RobustView::new(config.window),
-            change: RobustView::new(config.window),
-            season: RobustView::new(config.window),
+            level: RobustView::new(config.window, config.calibration_window),
+            change: RobustView::new(config.window, config.calibration_window),
+            season: RobustView::new(config.window, config.calibration_window),
             history: VecDeque::new(),
             gaps: SortedWindow::new(64),
             surprises: RollingStats::new(config.likelihood_window),
@@ -228,6 +269,16 @@ impl Detector for Ensemble {
             .flatten()
             .map(f64::abs)
             .fold(0.0, f64::max);
+        let relative = {
+            let mut r = self.level.relative(z_level, &cfg);
+            if let Some((z, _, _)) = change {
+                r = r.max(self.change.relative(z, &cfg));
+            }
+            if let Some((z, _, _)) = season {
+                r = r.max(self.season.relative(z, &cfg));
+            }
+            r
+        };
 
         // Anomaly likelihood: the short-run mean surprise against the long-run distribution.
         self.recent.push_back(surprise);
@@ -245,7 +296,9 @@ impl Detector for Ensemble {
         self.surprises.push(surprise);
         // log scale: 1 − p = 10⁻¹⁰ → 1; p = 0.5 → ~0.03
         let log_p = log_normal_sf(z); // ln P(tail)
-        let mut score = if judged {
+        let mut score = if cfg.calibration == Calibration::Quantile {
+            relative / (1.0 + relative)
+        } else if judged {
             (-log_p / (10.0 * std::f64::consts::LN_10)).clamp(0.0, 1.0)
         } else {
             0.0
