@@ -366,3 +366,30 @@ pub fn run_with(
     }
     score_corpus(&corpus, &scores, threshold)
 }
+
+impl std::fmt::Display for NabReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "NAB benchmark (default detector)")?;
+        for (name, p) in [
+            ("standard", &self.standard),
+            ("reward_low_FP_rate", &self.reward_low_fp),
+            ("reward_low_FN_rate", &self.reward_low_fn),
+        ] {
+            writeln!(
+                f,
+                "  {name:20} {:6.2}  (threshold {:.4}, raw {:.3}, windows detected {}, false-positive rows {})",
+                p.score, p.threshold, p.raw, p.detected_windows, p.false_positive_rows
+            )?;
+        }
+        let windows: usize = self.files.iter().map(|x| x.windows).sum();
+        writeln!(f, "  files {}, windows {windows}", self.files.len())?;
+        for x in &self.files {
+            writeln!(
+                f,
+                "    {:58} windows {}/{}  fp rows {:3}  raw {:+.3}",
+                x.file, x.detected_windows, x.windows, x.false_positive_rows, x.raw_standard
+            )?;
+        }
+        Ok(())
+    }
+}

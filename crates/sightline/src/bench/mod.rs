@@ -5,6 +5,7 @@ mod backends;
 mod crash;
 mod http;
 mod ingest;
+mod nab;
 
 use std::process::ExitCode;
 
@@ -18,12 +19,15 @@ pub enum BenchCommand {
     /// Crash safety: kill -9 a node repeatedly while clients ingest, then prove every
     /// acknowledged event is stored exactly once.
     Crash(crash::CrashArgs),
+    /// Anomaly-detection quality: the default detector on the NAB corpus, NAB-scored.
+    Nab(nab::NabArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Ingest(args) => ingest::run(args).await,
         BenchCommand::Crash(args) => crash::run(args).await,
+        BenchCommand::Nab(args) => nab::run(args).await,
     }
 }
 
