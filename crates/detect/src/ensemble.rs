@@ -36,6 +36,8 @@ const MAD_TO_SIGMA: f64 = 1.4826;
 pub struct EnsembleConfig {
     /// Points in the level and change windows.
     pub window: usize,
+    /// Points averaged by the smoothed-level view (0 disables it).
+    pub smooth: usize,
     /// Season length (ms); 0 disables the season view. Default one day.
     pub season_ms: i64,
     /// Previous seasons compared against (bounded by `max_history`).
@@ -70,6 +72,7 @@ impl Default for EnsembleConfig {
     fn default() -> Self {
         EnsembleConfig {
             window: 500,
+            smooth: 6,
             season_ms: 86_400_000,
             seasons: 3,
             max_history: 12_000,
@@ -79,9 +82,9 @@ impl Default for EnsembleConfig {
             calibration: Calibration::Quantile,
             calibration_window: 2_000,
             calibration_quantile: 0.999,
-            min_sigmas: 3.0,
+            min_sigmas: 5.0,
             alert_level: 0.5,
-            suppress_ms: 86_400_000,
+            suppress_ms: 43_200_000,
             min_relative_spread: 1e-3,
         }
     }
@@ -147,6 +150,8 @@ pub struct Ensemble {
     last_value: Option<f64>,
     level: RobustView,
     change: RobustView,
+    smoothed: RobustView,
+    recent_values: VecDeque<f64>,
     season: RobustView,
     history: VecDeque<(i64, f64)>,
     gaps: SortedWindow,
@@ -161,6 +166,8 @@ impl Ensemble {
         Ensemble {
             level: RobustView::new(config.window, config.calibration_window),
             change: RobustView::new(config.window, config.calibration_window),
+            smoothed: RobustView::new(config.window, config.calibration_window),
+            recent_values: VecDeque::with_capacity(config.smooth + 1),
             season: RobustView::new(config.window, config.calibration_window),
             history: VecDeque::new(),
             gaps: SortedWindow::new(64),
@@ -245,6 +252,13 @@ impl Detector for Ensemble {
         let expected_season = self.seasonal_expectation(timestamp_ms);
         let residual = expected_season.map(|e| value - e);
         let season = residual.and_then(|r| self.season.judge(r, cfg.min_points, floor));
+        self.recent_values.push_back(value);
+        while self.recent_values.len() > cfg.smooth {
+            self.recent_values.pop_front();
+        }
+        let mean_recent = (cfg.smooth > 1 && self.recent_values.len() == cfg.smooth)
+            .then(|| self.recent_values.iter().sum::<f64>() / cfg.smooth as f64);
+        let smoothed = mean_recent.and_then(|m| self.smoothed.judge(m, cfg.min_points, floor / (cfg.smooth as f64).sqrt()));
 
         // Learn.
         self.level.window.push(value);
@@ -253,6 +267,9 @@ impl Detector for Ensemble {
         }
         if let Some(r) = residual {
             self.season.window.push(r);
+        }
+        if let Some(m) = mean_recent {
+            self.smoothed.window.push(m);
         }
         self.history.push_back((timestamp_ms, value));
         while self.history.len() > cfg.max_history.max(1) {
@@ -276,6 +293,9 @@ impl Detector for Ensemble {
             }
             if let Some((z, _, _)) = season {
                 r = r.max(self.season.relative(z, &cfg));
+            }
+            if let Some((z, _, _)) = smoothed {
+                r = r.max(self.smoothed.relative(z, &cfg));
             }
             r
         };
