@@ -42,6 +42,10 @@ pub struct EnsembleConfig {
     pub season_ms: i64,
     /// Previous seasons compared against (bounded by `max_history`).
     pub seasons: usize,
+    /// Week length (ms) for the weekly season view; 0 disables it.
+    pub week_ms: i64,
+    /// Previous weeks compared against.
+    pub weeks: usize,
     /// Cap on points of history kept for the season view (memory bound).
     pub max_history: usize,
     /// Points before any judgement.
@@ -64,6 +68,8 @@ pub struct EnsembleConfig {
     pub alert_level: f64,
     /// How long (ms) an alert suppresses further alerts.
     pub suppress_ms: i64,
+    /// A suppressed point still alerts when it beats the alert's score by this much.
+    pub suppress_margin: f64,
     /// Floor on every view's spread, relative to the median absolute value.
     pub min_relative_spread: f64,
 }
@@ -74,7 +80,9 @@ impl Default for EnsembleConfig {
             window: 500,
             smooth: 6,
             season_ms: 86_400_000,
-            seasons: 3,
+            seasons: 4,
+            week_ms: 604_800_000,
+            weeks: 2,
             max_history: 12_000,
             min_points: 60,
             likelihood_window: 1_000,
@@ -85,6 +93,7 @@ impl Default for EnsembleConfig {
             min_sigmas: 5.0,
             alert_level: 0.5,
             suppress_ms: 43_200_000,
+            suppress_margin: 0.05,
             min_relative_spread: 1e-3,
         }
     }
@@ -152,7 +161,10 @@ pub struct Ensemble {
     change: RobustView,
     smoothed: RobustView,
     recent_values: VecDeque<f64>,
+    smoothed_season: RobustView,
+    recent_residuals: VecDeque<f64>,
     season: RobustView,
+    weekly: RobustView,
     history: VecDeque<(i64, f64)>,
     gaps: SortedWindow,
     surprises: RollingStats,
@@ -168,7 +180,10 @@ impl Ensemble {
             change: RobustView::new(config.window, config.calibration_window),
             smoothed: RobustView::new(config.window, config.calibration_window),
             recent_values: VecDeque::with_capacity(config.smooth + 1),
+            smoothed_season: RobustView::new(config.window, config.calibration_window),
+            recent_residuals: VecDeque::with_capacity(config.smooth + 1),
             season: RobustView::new(config.window, config.calibration_window),
+            weekly: RobustView::new(config.window, config.calibration_window),
             history: VecDeque::new(),
             gaps: SortedWindow::new(64),
             surprises: RollingStats::new(config.likelihood_window),
@@ -201,9 +216,8 @@ impl Ensemble {
     }
 
     /// The seasonal expectation at `t`: median of the same phase over previous seasons.
-    fn seasonal_expectation(&self, t: i64) -> Option<f64> {
-        let season = self.config.season_ms;
-        if season <= 0 || self.config.seasons == 0 {
+    fn seasonal_expectation(&self, t: i64, season: i64, seasons: usize) -> Option<f64> {
+        if season <= 0 || seasons == 0 {
             return None;
         }
         let step = self.gaps.median()? as i64;
@@ -211,10 +225,10 @@ impl Ensemble {
             return None;
         }
         let tolerance = (step / 2).max(1);
-        let mut same_phase: Vec<f64> = (1..=self.config.seasons as i64)
+        let mut same_phase: Vec<f64> = (1..=seasons as i64)
             .filter_map(|k| self.value_near(t - k * season, tolerance))
             .collect();
-        if same_phase.len() < self.config.seasons.min(2) {
+        if same_phase.len() < seasons.min(2) {
             return None;
         }
         same_phase.sort_by(f64::total_cmp);
@@ -249,7 +263,11 @@ impl Detector for Ensemble {
         let level = self.level.judge(value, cfg.min_points, floor);
         let step = self.last_value.map(|p| value - p);
         let change = step.and_then(|d| self.change.judge(d, cfg.min_points, floor));
-        let expected_season = self.seasonal_expectation(timestamp_ms);
+        let expected_season = self.seasonal_expectation(timestamp_ms, cfg.season_ms, cfg.seasons);
+        let weekly_residual = self
+            .seasonal_expectation(timestamp_ms, cfg.week_ms, cfg.weeks)
+            .map(|e| value - e);
+        let weekly = weekly_residual.and_then(|r| self.weekly.judge(r, cfg.min_points, floor));
         let residual = expected_season.map(|e| value - e);
         let season = residual.and_then(|r| self.season.judge(r, cfg.min_points, floor));
         self.recent_values.push_back(value);
@@ -258,6 +276,18 @@ impl Detector for Ensemble {
         }
         let mean_recent = (cfg.smooth > 1 && self.recent_values.len() == cfg.smooth)
             .then(|| self.recent_values.iter().sum::<f64>() / cfg.smooth as f64);
+        if let Some(r) = residual {
+            self.recent_residuals.push_back(r);
+        } else {
+            self.recent_residuals.clear();
+        }
+        while self.recent_residuals.len() > cfg.smooth {
+            self.recent_residuals.pop_front();
+        }
+        let mean_residual = (cfg.smooth > 1 && self.recent_residuals.len() == cfg.smooth)
+            .then(|| self.recent_residuals.iter().sum::<f64>() / cfg.smooth as f64);
+        let smoothed_season = mean_residual
+            .and_then(|m| self.smoothed_season.judge(m, cfg.min_points, floor / (cfg.smooth as f64).sqrt()));
         let smoothed = mean_recent.and_then(|m| self.smoothed.judge(m, cfg.min_points, floor / (cfg.smooth as f64).sqrt()));
 
         // Learn.
@@ -268,8 +298,14 @@ impl Detector for Ensemble {
         if let Some(r) = residual {
             self.season.window.push(r);
         }
+        if let Some(r) = weekly_residual {
+            self.weekly.window.push(r);
+        }
         if let Some(m) = mean_recent {
             self.smoothed.window.push(m);
+        }
+        if let Some(m) = mean_residual {
+            self.smoothed_season.window.push(m);
         }
         self.history.push_back((timestamp_ms, value));
         while self.history.len() > cfg.max_history.max(1) {
@@ -296,6 +332,12 @@ impl Detector for Ensemble {
             }
             if let Some((z, _, _)) = smoothed {
                 r = r.max(self.smoothed.relative(z, &cfg));
+            }
+            if let Some((z, _, _)) = weekly {
+                r = r.max(self.weekly.relative(z, &cfg));
+            }
+            if let Some((z, _, _)) = smoothed_season {
+                r = r.max(self.smoothed_season.relative(z, &cfg));
             }
             r
         };
@@ -327,7 +369,7 @@ impl Detector for Ensemble {
         // One problem, one alert.
         if let Some((t, s)) = self.last_alert
             && timestamp_ms - t < cfg.suppress_ms
-            && score <= s
+            && score <= s + cfg.suppress_margin
         {
             score = 0.0;
         }
