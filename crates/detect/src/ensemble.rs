@@ -38,6 +38,11 @@ pub struct EnsembleConfig {
     pub window: usize,
     /// Points averaged by the smoothed-level view (0 disables it).
     pub smooth: usize,
+    /// Whether the smoothed view also runs on the daily-season residual.
+    pub smooth_season: bool,
+    /// Lag (points) of the drift view: the value against the value `lag` points ago
+    /// (0 disables it).
+    pub lag: usize,
     /// Season length (ms); 0 disables the season view. Default one day.
     pub season_ms: i64,
     /// Previous seasons compared against (bounded by `max_history`).
@@ -79,6 +84,8 @@ impl Default for EnsembleConfig {
         EnsembleConfig {
             window: 500,
             smooth: 6,
+            smooth_season: false,
+            lag: 0,
             season_ms: 86_400_000,
             seasons: 4,
             week_ms: 604_800_000,
@@ -162,6 +169,8 @@ pub struct Ensemble {
     smoothed: RobustView,
     recent_values: VecDeque<f64>,
     smoothed_season: RobustView,
+    drift: RobustView,
+    lagged: VecDeque<f64>,
     recent_residuals: VecDeque<f64>,
     season: RobustView,
     weekly: RobustView,
@@ -181,6 +190,8 @@ impl Ensemble {
             smoothed: RobustView::new(config.window, config.calibration_window),
             recent_values: VecDeque::with_capacity(config.smooth + 1),
             smoothed_season: RobustView::new(config.window, config.calibration_window),
+            drift: RobustView::new(config.window, config.calibration_window),
+            lagged: VecDeque::with_capacity(config.lag + 1),
             recent_residuals: VecDeque::with_capacity(config.smooth + 1),
             season: RobustView::new(config.window, config.calibration_window),
             weekly: RobustView::new(config.window, config.calibration_window),
@@ -286,7 +297,16 @@ impl Detector for Ensemble {
         }
         let mean_residual = (cfg.smooth > 1 && self.recent_residuals.len() == cfg.smooth)
             .then(|| self.recent_residuals.iter().sum::<f64>() / cfg.smooth as f64);
+        let drift_step = (cfg.lag > 0 && self.lagged.len() == cfg.lag)
+            .then(|| self.lagged.front().map(|old| value - old))
+            .flatten();
+        let drift = drift_step.and_then(|d| self.drift.judge(d, cfg.min_points, floor));
+        self.lagged.push_back(value);
+        while self.lagged.len() > cfg.lag {
+            self.lagged.pop_front();
+        }
         let smoothed_season = mean_residual
+            .filter(|_| cfg.smooth_season)
             .and_then(|m| self.smoothed_season.judge(m, cfg.min_points, floor / (cfg.smooth as f64).sqrt()));
         let smoothed = mean_recent.and_then(|m| self.smoothed.judge(m, cfg.min_points, floor / (cfg.smooth as f64).sqrt()));
 
@@ -306,6 +326,9 @@ impl Detector for Ensemble {
         }
         if let Some(m) = mean_residual {
             self.smoothed_season.window.push(m);
+        }
+        if let Some(d) = drift_step {
+            self.drift.window.push(d);
         }
         self.history.push_back((timestamp_ms, value));
         while self.history.len() > cfg.max_history.max(1) {
@@ -332,6 +355,9 @@ impl Detector for Ensemble {
             }
             if let Some((z, _, _)) = smoothed {
                 r = r.max(self.smoothed.relative(z, &cfg));
+            }
+            if let Some((z, _, _)) = drift {
+                r = r.max(self.drift.relative(z, &cfg));
             }
             if let Some((z, _, _)) = weekly {
                 r = r.max(self.weekly.relative(z, &cfg));
