@@ -65,10 +65,15 @@ pub struct EnsembleConfig {
     pub calibration: Calibration,
     /// Past |z| values per view kept for the `quantile` calibration.
     pub calibration_window: usize,
+    /// Past |z| values a view needs before it can score at all (its calibration
+    /// warm-up).
+    pub calibration_min: usize,
     /// The quantile of past |z| a point must beat to score 0.5.
     pub calibration_quantile: f64,
     /// The smallest |z| that can score 0.5, whatever the history.
     pub min_sigmas: f64,
+    /// Weight of the second-strongest view added to the strongest.
+    pub agreement: f64,
     /// Score at or above which a point is an alert (and suppresses what follows).
     pub alert_level: f64,
     /// How long (ms) an alert suppresses further alerts.
@@ -83,7 +88,7 @@ impl Default for EnsembleConfig {
     fn default() -> Self {
         EnsembleConfig {
             window: 500,
-            smooth: 6,
+            smooth: 12,
             smooth_season: false,
             lag: 0,
             season_ms: 86_400_000,
@@ -95,9 +100,11 @@ impl Default for EnsembleConfig {
             likelihood_window: 1_000,
             likelihood_short: 1,
             calibration: Calibration::Quantile,
-            calibration_window: 2_000,
+            calibration_window: 1_000,
+            calibration_min: 60,
             calibration_quantile: 0.999,
-            min_sigmas: 5.0,
+            min_sigmas: 4.0,
+            agreement: 0.0,
             alert_level: 0.5,
             suppress_ms: 43_200_000,
             suppress_margin: 0.05,
@@ -137,7 +144,7 @@ impl RobustView {
     /// quantile), then learns |z|.
     fn relative(&mut self, z: f64, cfg: &EnsembleConfig) -> f64 {
         let z = z.abs();
-        let bar = if self.past_z.len() >= cfg.min_points.max(3) {
+        let bar = if self.past_z.len() >= cfg.calibration_min.max(3) {
             self.past_z.quantile(cfg.calibration_quantile).unwrap_or(0.0)
         } else {
             f64::INFINITY
@@ -345,28 +352,22 @@ impl Detector for Ensemble {
             .flatten()
             .map(f64::abs)
             .fold(0.0, f64::max);
-        let relative = {
-            let mut r = self.level.relative(z_level, &cfg);
-            if let Some((z, _, _)) = change {
-                r = r.max(self.change.relative(z, &cfg));
+        let mut views = vec![self.level.relative(z_level, &cfg)];
+        for (view, judged) in [
+            (&mut self.change, change),
+            (&mut self.season, season),
+            (&mut self.smoothed, smoothed),
+            (&mut self.drift, drift),
+            (&mut self.weekly, weekly),
+            (&mut self.smoothed_season, smoothed_season),
+        ] {
+            if let Some((z, _, _)) = judged {
+                views.push(view.relative(z, &cfg));
             }
-            if let Some((z, _, _)) = season {
-                r = r.max(self.season.relative(z, &cfg));
-            }
-            if let Some((z, _, _)) = smoothed {
-                r = r.max(self.smoothed.relative(z, &cfg));
-            }
-            if let Some((z, _, _)) = drift {
-                r = r.max(self.drift.relative(z, &cfg));
-            }
-            if let Some((z, _, _)) = weekly {
-                r = r.max(self.weekly.relative(z, &cfg));
-            }
-            if let Some((z, _, _)) = smoothed_season {
-                r = r.max(self.smoothed_season.relative(z, &cfg));
-            }
-            r
-        };
+        }
+        views.sort_by(|a, b| b.total_cmp(a));
+        // The strongest view, reinforced when a second one agrees.
+        let relative = views[0] + cfg.agreement * views.get(1).copied().unwrap_or(0.0);
 
         // Anomaly likelihood: the short-run mean surprise against the long-run distribution.
         self.recent.push_back(surprise);
