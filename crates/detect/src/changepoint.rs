@@ -107,6 +107,9 @@ pub struct ChangePointDetector {
     prior: Option<Hypothesis>,
     /// Index i holds the hypothesis "the current run is i points long".
     runs: Vec<Hypothesis>,
+    /// Points judged since the prior was set (no verdict until the run-length
+    /// distribution can extend past `recent`).
+    judged: u64,
 }
 
 impl ChangePointDetector {
@@ -117,6 +120,7 @@ impl ChangePointDetector {
             warm: Vec::new(),
             prior: None,
             runs: Vec::new(),
+            judged: 0,
         }
     }
 
@@ -208,7 +212,12 @@ impl Detector for ChangePointDetector {
             .skip(1)
             .map(|h| h.prob)
             .sum();
-        let score = recent.clamp(0.0, 1.0);
+        self.judged += 1;
+        let score = if self.judged > self.config.recent as u64 + 1 {
+            recent.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         Verdict {
             score,
             expected: center,

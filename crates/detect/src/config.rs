@@ -85,8 +85,10 @@ impl DetectorSpec {
 }
 
 /// Any metric detector, as one serializable type (the registry's per-series state).
+/// Externally tagged, so compact non-self-describing formats (postcard, as checkpoints
+/// use) can encode it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum AnyDetector {
     /// See [`ThresholdDetector`].
     Threshold(ThresholdDetector),

@@ -8,7 +8,7 @@
 //! `max_services` services (least recently active evicted). Recency is a logical clock of
 //! observations, not wall time, so replays are deterministic.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use sightline_model::{Anomaly, Event, Severity, Signal};
@@ -39,7 +39,7 @@ impl Default for NewPatternConfig {
 /// An LRU set keyed by string, with a logical clock.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 struct LruSet {
-    last_used: HashMap<String, u64>,
+    last_used: BTreeMap<String, u64>,
     by_age: BTreeMap<u64, String>,
 }
 
@@ -97,7 +97,7 @@ pub enum PatternVerdict {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewPatternDetector {
     config: NewPatternConfig,
-    services: HashMap<String, ServicePatterns>,
+    services: BTreeMap<String, ServicePatterns>,
     service_lru: LruSet,
     tick: u64,
 }
@@ -114,7 +114,7 @@ impl NewPatternDetector {
     pub fn new(config: NewPatternConfig) -> Self {
         NewPatternDetector {
             config,
-            services: HashMap::new(),
+            services: BTreeMap::new(),
             service_lru: LruSet::default(),
             tick: 0,
         }

@@ -7,7 +7,7 @@
 //! are deterministic). The whole registry serializes, so a node checkpoints it with the
 //! source offsets it reflects and resumes identically after a crash.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use sightline_model::{Anomaly, Metric, Signal};
@@ -23,11 +23,16 @@ struct Series {
 }
 
 /// Per-series detector state for all series (see the module docs).
+///
+/// The configuration is not part of the serialized state (it comes from the node's
+/// configuration file, and its tagged detector specs are not postcard-friendly): after
+/// deserializing a checkpoint, call [`SeriesDetectors::set_config`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SeriesDetectors {
+    #[serde(skip)]
     config: DetectConfig,
-    /// Key: `service \x1f metric_type`.
-    series: HashMap<String, Series>,
+    /// Key: `service \x1f metric_type` (ordered maps: a checkpoint encodes identically).
+    series: BTreeMap<String, Series>,
     by_age: BTreeMap<u64, String>,
     tick: u64,
     evicted: u64,
@@ -39,11 +44,19 @@ impl SeriesDetectors {
         config.validate()?;
         Ok(SeriesDetectors {
             config,
-            series: HashMap::new(),
+            series: BTreeMap::new(),
             by_age: BTreeMap::new(),
             tick: 0,
             evicted: 0,
         })
+    }
+
+    /// Replaces the configuration (validated): for a registry restored from a checkpoint.
+    /// Existing series keep their detectors; new series get the new configuration's.
+    pub fn set_config(&mut self, config: DetectConfig) -> Result<(), DetectError> {
+        config.validate()?;
+        self.config = config;
+        Ok(())
     }
 
     /// Series currently tracked (≤ `max_series`).
