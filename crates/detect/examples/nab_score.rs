@@ -6,7 +6,10 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/work/shared/data/nab"));
+    let dir = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/work/shared/data/nab"));
     let started = std::time::Instant::now();
     // Optional second argument: an ensemble configuration as JSON (fields override defaults).
     let config: sightline_detect::ensemble::EnsembleConfig = match std::env::args().nth(2) {
@@ -22,7 +25,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             f.file, f.detected_windows, f.windows, f.false_positive_rows, f.raw_standard
         );
     }
-    for (name, p) in [("standard", &report.standard), ("low_fp", &report.reward_low_fp), ("low_fn", &report.reward_low_fn)] {
+    for (name, p) in [
+        ("standard", &report.standard),
+        ("low_fp", &report.reward_low_fp),
+        ("low_fn", &report.reward_low_fn),
+    ] {
         println!(
             "{name:9} {:6.2}  thr {:.4}  windows {}  fp rows {}",
             p.score, p.threshold, p.detected_windows, p.false_positive_rows

@@ -52,10 +52,16 @@ impl DetectorSpec {
         match self {
             DetectorSpec::Threshold(c) => AnyDetector::Threshold(ThresholdDetector::new(c.clone())),
             DetectorSpec::Zscore(c) => AnyDetector::Zscore(ZScoreDetector::new(c.clone())),
-            DetectorSpec::RobustZscore(c) => AnyDetector::RobustZscore(RobustZScoreDetector::new(c.clone())),
+            DetectorSpec::RobustZscore(c) => {
+                AnyDetector::RobustZscore(RobustZScoreDetector::new(c.clone()))
+            }
             DetectorSpec::Ewma(c) => AnyDetector::Ewma(EwmaDetector::new(c.clone())),
-            DetectorSpec::Seasonal(c) => AnyDetector::Seasonal(Box::new(SeasonalDetector::new(c.clone()))),
-            DetectorSpec::Changepoint(c) => AnyDetector::Changepoint(ChangePointDetector::new(c.clone())),
+            DetectorSpec::Seasonal(c) => {
+                AnyDetector::Seasonal(Box::new(SeasonalDetector::new(c.clone())))
+            }
+            DetectorSpec::Changepoint(c) => {
+                AnyDetector::Changepoint(ChangePointDetector::new(c.clone()))
+            }
             DetectorSpec::Ensemble(c) => AnyDetector::Ensemble(Box::new(Ensemble::new(c.clone()))),
         }
     }
@@ -63,16 +69,24 @@ impl DetectorSpec {
     fn validate(&self) -> Result<(), DetectError> {
         let bad = |m: &str| Err(DetectError::InvalidConfig(m.to_string()));
         match self {
-            DetectorSpec::Threshold(c) if !c.limit.is_finite() => bad("threshold limit must be finite"),
+            DetectorSpec::Threshold(c) if !c.limit.is_finite() => {
+                bad("threshold limit must be finite")
+            }
             DetectorSpec::Threshold(c) if c.for_ms < 0 => bad("threshold for_ms must be ≥ 0"),
-            DetectorSpec::Zscore(c) | DetectorSpec::RobustZscore(c) if c.window < 2 || c.window > 1_000_000 => {
+            DetectorSpec::Zscore(c) | DetectorSpec::RobustZscore(c)
+                if c.window < 2 || c.window > 1_000_000 =>
+            {
                 bad("z-score window must be in 2..=1000000")
             }
-            DetectorSpec::Ewma(c) if !(c.alpha > 0.0 && c.alpha <= 1.0) => bad("ewma alpha must be in (0, 1]"),
+            DetectorSpec::Ewma(c) if !(c.alpha > 0.0 && c.alpha <= 1.0) => {
+                bad("ewma alpha must be in (0, 1]")
+            }
             DetectorSpec::Seasonal(c) if c.history > 100_000 || c.refit_every == 0 => {
                 bad("seasonal history must be ≤ 100000 and refit_every ≥ 1")
             }
-            DetectorSpec::Seasonal(c) if !(c.level > 0.0 && c.level < 1.0) => bad("seasonal level must be in (0, 1)"),
+            DetectorSpec::Seasonal(c) if !(c.level > 0.0 && c.level < 1.0) => {
+                bad("seasonal level must be in (0, 1)")
+            }
             DetectorSpec::Changepoint(c) if c.max_run_length < 2 || c.max_run_length > 100_000 => {
                 bad("changepoint max_run_length must be in 2..=100000")
             }
@@ -197,7 +211,12 @@ impl DetectConfig {
         if self.max_series == 0 {
             return Err(DetectError::InvalidConfig("max_series must be ≥ 1".into()));
         }
-        for spec in self.rules.iter().flat_map(|r| &r.detectors).chain(&self.default) {
+        for spec in self
+            .rules
+            .iter()
+            .flat_map(|r| &r.detectors)
+            .chain(&self.default)
+        {
             spec.validate()?;
         }
         Ok(())

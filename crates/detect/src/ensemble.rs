@@ -145,7 +145,9 @@ impl RobustView {
     fn relative(&mut self, z: f64, cfg: &EnsembleConfig) -> f64 {
         let z = z.abs();
         let bar = if self.past_z.len() >= cfg.calibration_min.max(3) {
-            self.past_z.quantile(cfg.calibration_quantile).unwrap_or(0.0)
+            self.past_z
+                .quantile(cfg.calibration_quantile)
+                .unwrap_or(0.0)
         } else {
             f64::INFINITY
         };
@@ -312,10 +314,14 @@ impl Detector for Ensemble {
         while self.lagged.len() > cfg.lag {
             self.lagged.pop_front();
         }
-        let smoothed_season = mean_residual
-            .filter(|_| cfg.smooth_season)
-            .and_then(|m| self.smoothed_season.judge(m, cfg.min_points, floor / (cfg.smooth as f64).sqrt()));
-        let smoothed = mean_recent.and_then(|m| self.smoothed.judge(m, cfg.min_points, floor / (cfg.smooth as f64).sqrt()));
+        let smoothed_season = mean_residual.filter(|_| cfg.smooth_season).and_then(|m| {
+            self.smoothed_season
+                .judge(m, cfg.min_points, floor / (cfg.smooth as f64).sqrt())
+        });
+        let smoothed = mean_recent.and_then(|m| {
+            self.smoothed
+                .judge(m, cfg.min_points, floor / (cfg.smooth as f64).sqrt())
+        });
 
         // Learn.
         self.level.window.push(value);
@@ -405,7 +411,9 @@ impl Detector for Ensemble {
         }
 
         let (expected, spread) = match (expected_season, season) {
-            (Some(e), Some((_, m, s))) if season.is_some_and(|v| v.0.abs() > z_level.abs()) => (e + m, s),
+            (Some(e), Some((_, m, s))) if season.is_some_and(|v| v.0.abs() > z_level.abs()) => {
+                (e + m, s)
+            }
             _ => (median, sigma),
         };
         Verdict {

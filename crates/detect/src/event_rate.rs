@@ -84,7 +84,8 @@ fn ln_factorial(n: f64) -> f64 {
         }
         acc
     } else {
-        n * n.ln() - n + 0.5 * (2.0 * std::f64::consts::PI * n).ln() + 1.0 / (12.0 * n) - 1.0 / (360.0 * n * n * n)
+        n * n.ln() - n + 0.5 * (2.0 * std::f64::consts::PI * n).ln() + 1.0 / (12.0 * n)
+            - 1.0 / (360.0 * n * n * n)
     }
 }
 
@@ -142,7 +143,11 @@ impl Detector for EventRateDetector {
         } else {
             Verdict::warming_up(count)
         };
-        let learned = if verdict.anomalous { count.min(high) } else { count };
+        let learned = if verdict.anomalous {
+            count.min(high)
+        } else {
+            count
+        };
         self.windows += 1;
         let alpha = cfg.alpha.clamp(1e-6, 1.0).max(1.0 / self.windows as f64);
         self.baseline += alpha * (learned - self.baseline);

@@ -64,7 +64,9 @@ impl LruSet {
     fn evict_to(&mut self, cap: usize) -> Vec<String> {
         let mut evicted = Vec::new();
         while self.last_used.len() > cap {
-            let Some((_, key)) = self.by_age.pop_first() else { break };
+            let Some((_, key)) = self.by_age.pop_first() else {
+                break;
+            };
             self.last_used.remove(&key);
             evicted.push(key);
         }
@@ -122,7 +124,9 @@ impl NewPatternDetector {
 
     /// Fingerprints remembered for a service.
     pub fn remembered(&self, service: &str) -> usize {
-        self.services.get(service).map_or(0, |s| s.fingerprints.len())
+        self.services
+            .get(service)
+            .map_or(0, |s| s.fingerprints.len())
     }
 
     /// Services remembered.
@@ -131,7 +135,13 @@ impl NewPatternDetector {
     }
 
     /// Judges one event given its parts.
-    pub fn observe_parts(&mut self, service: &str, fingerprint: &str, severity: Severity, event_type: &str) -> PatternVerdict {
+    pub fn observe_parts(
+        &mut self,
+        service: &str,
+        fingerprint: &str,
+        severity: Severity,
+        event_type: &str,
+    ) -> PatternVerdict {
         if !is_error_level(severity, event_type) {
             return PatternVerdict::Ignored;
         }
@@ -143,7 +153,9 @@ impl NewPatternDetector {
         }
         let patterns = self.services.entry(service.to_string()).or_default();
         let known = patterns.fingerprints.touch(fingerprint, tick);
-        patterns.fingerprints.evict_to(self.config.max_fingerprints_per_service.max(1));
+        patterns
+            .fingerprints
+            .evict_to(self.config.max_fingerprints_per_service.max(1));
         patterns.error_events += 1;
         if known || patterns.error_events <= self.config.warmup_events {
             PatternVerdict::Known
@@ -155,7 +167,12 @@ impl NewPatternDetector {
     /// Judges one event; a new pattern becomes an anomaly (`detector = "new_pattern"`,
     /// signal = the fingerprint, deterministic id from the event's timestamp).
     pub fn observe(&mut self, event: &Event, detected_at: i64) -> Option<Anomaly> {
-        let verdict = self.observe_parts(&event.service_name, &event.fingerprint, event.severity, &event.event_type);
+        let verdict = self.observe_parts(
+            &event.service_name,
+            &event.fingerprint,
+            event.severity,
+            &event.event_type,
+        );
         if verdict != PatternVerdict::New {
             return None;
         }

@@ -88,7 +88,9 @@ impl SeriesDetectors {
             }
             None => {
                 while self.series.len() >= self.config.max_series.max(1) {
-                    let Some((_, old)) = self.by_age.pop_first() else { break };
+                    let Some((_, old)) = self.by_age.pop_first() else {
+                        break;
+                    };
                     self.series.remove(&old);
                     self.evicted += 1;
                 }

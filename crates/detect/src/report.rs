@@ -9,7 +9,13 @@ use crate::Verdict;
 /// Formats a number for an explanation: no needless decimals, none at all from 100 up.
 pub fn fmt_value(v: f64) -> String {
     if !v.is_finite() {
-        return if v > 0.0 { "∞".into() } else if v < 0.0 { "−∞".into() } else { "NaN".into() };
+        return if v > 0.0 {
+            "∞".into()
+        } else if v < 0.0 {
+            "−∞".into()
+        } else {
+            "NaN".into()
+        };
     }
     let a = v.abs();
     let s = if a >= 100.0 || a == a.trunc() {
@@ -56,7 +62,13 @@ pub fn severity_of(verdict: &Verdict) -> Severity {
 
 /// The one-line explanation of a verdict on `value` of `signal` of `service`, against
 /// `baseline` (what the detector compares with, e.g. "its 1h mean").
-pub fn explain(service: &str, signal: &Signal, value: f64, verdict: &Verdict, baseline: &str) -> String {
+pub fn explain(
+    service: &str,
+    signal: &Signal,
+    value: f64,
+    verdict: &Verdict,
+    baseline: &str,
+) -> String {
     let name = signal.name();
     let unit = unit_of(name);
     let v = |x: f64| format!("{}{unit}", fmt_value(x));
@@ -65,7 +77,11 @@ pub fn explain(service: &str, signal: &Signal, value: f64, verdict: &Verdict, ba
         fmt_value(verdict.expected_low),
         v(verdict.expected_high)
     );
-    let direction = if verdict.is_above(value) { "above" } else { "below" };
+    let direction = if verdict.is_above(value) {
+        "above"
+    } else {
+        "below"
+    };
     match verdict.sigmas {
         Some(z) if z.is_finite() => format!(
             "{name} {} on {service} is {:.1}σ {direction} {baseline} {} {range}",
@@ -127,7 +143,16 @@ mod tests {
         let signal = Signal::Metric {
             metric_type: "latency_ms".into(),
         };
-        let a = to_anomaly("zscore", "checkout", signal.clone(), 1_000, 812.0, &verdict, "its 1h mean", 2_000);
+        let a = to_anomaly(
+            "zscore",
+            "checkout",
+            signal.clone(),
+            1_000,
+            812.0,
+            &verdict,
+            "its 1h mean",
+            2_000,
+        );
         assert_eq!(
             a.explanation,
             "latency_ms 812 ms on checkout is 6.3σ above its 1h mean 120 ms (expected 80–160 ms)"

@@ -165,7 +165,11 @@ fn two_sided_z(level: f64) -> f64 {
     let mut prev = TABLE[0];
     for &(l, z) in &TABLE {
         if level <= l {
-            let t = if l > prev.0 { (level - prev.0) / (l - prev.0) } else { 0.0 };
+            let t = if l > prev.0 {
+                (level - prev.0) / (l - prev.0)
+            } else {
+                0.0
+            };
             return prev.1 + t * (z - prev.1);
         }
         prev = (l, z);

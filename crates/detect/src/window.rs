@@ -84,7 +84,9 @@ impl RollingStats {
             return 0.0;
         }
         let mean = self.sum / n;
-        ((self.sum_sq - n * mean * mean) / (n - 1.0)).max(0.0).sqrt()
+        ((self.sum_sq - n * mean * mean) / (n - 1.0))
+            .max(0.0)
+            .sqrt()
     }
 }
 
@@ -238,7 +240,9 @@ mod tests {
         let mut all = Vec::new();
         let mut x = 17u64;
         for _ in 0..400 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let v = ((x >> 33) % 1000) as f64 / 10.0;
             w.push(v);
             all.push(v);
@@ -246,10 +250,18 @@ mod tests {
             let mut s = tail.to_vec();
             s.sort_by(f64::total_cmp);
             let n = s.len();
-            let med = if n % 2 == 1 { s[n / 2] } else { 0.5 * (s[n / 2 - 1] + s[n / 2]) };
+            let med = if n % 2 == 1 {
+                s[n / 2]
+            } else {
+                0.5 * (s[n / 2 - 1] + s[n / 2])
+            };
             assert_eq!(w.median(), Some(med));
             let mad = w.mad(med).unwrap_or(f64::NAN);
-            assert!((mad - naive_mad(tail, med)).abs() < 1e-9, "{mad} vs {}", naive_mad(tail, med));
+            assert!(
+                (mad - naive_mad(tail, med)).abs() < 1e-9,
+                "{mad} vs {}",
+                naive_mad(tail, med)
+            );
             // an off-centre MAD too
             let mad2 = w.mad(med + 7.3).unwrap_or(f64::NAN);
             assert!((mad2 - naive_mad(tail, med + 7.3)).abs() < 1e-9);

@@ -83,7 +83,12 @@ impl Detector for ZScoreDetector {
         let v = if self.window.len() < self.config.min_points.max(2) {
             Verdict::warming_up(value)
         } else {
-            verdict(value, self.window.mean(), self.window.std_dev(), &self.config)
+            verdict(
+                value,
+                self.window.mean(),
+                self.window.std_dev(),
+                &self.config,
+            )
         };
         self.window.push(value);
         v

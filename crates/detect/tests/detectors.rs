@@ -11,7 +11,9 @@ use sightline_detect::new_pattern::{NewPatternConfig, NewPatternDetector, Patter
 use sightline_detect::seasonal::{SeasonalConfig, SeasonalDetector};
 use sightline_detect::threshold::{Direction, ThresholdConfig};
 use sightline_detect::zscore::{RobustZScoreDetector, ZScoreConfig, ZScoreDetector};
-use sightline_detect::{AnyDetector, DetectConfig, Detector, DetectorSpec, SeriesDetectors, Verdict};
+use sightline_detect::{
+    AnyDetector, DetectConfig, Detector, DetectorSpec, SeriesDetectors, Verdict,
+};
 use sightline_model::{Metric, Severity};
 
 /// Deterministic noise: a 64-bit LCG mapped to ~N(0, 1) (sum of 4 uniforms, rescaled).
@@ -19,7 +21,10 @@ struct Noise(u64);
 
 impl Noise {
     fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
     fn normal(&mut self) -> f64 {
@@ -34,7 +39,9 @@ const HOUR: i64 = 60 * MINUTE;
 /// A noisy flat series around 100 (σ 2).
 fn flat(n: usize, seed: u64) -> Vec<(i64, f64)> {
     let mut noise = Noise(seed);
-    (0..n).map(|i| (i as i64 * MINUTE, 100.0 + 2.0 * noise.normal())).collect()
+    (0..n)
+        .map(|i| (i as i64 * MINUTE, 100.0 + 2.0 * noise.normal()))
+        .collect()
 }
 
 /// A noisy daily pattern, hourly points.
@@ -43,7 +50,10 @@ fn daily(n: usize, seed: u64) -> Vec<(i64, f64)> {
     (0..n)
         .map(|i| {
             let phase = (i % 24) as f64 / 24.0 * std::f64::consts::TAU;
-            (i as i64 * HOUR, 100.0 + 40.0 * phase.sin() + 2.0 * noise.normal())
+            (
+                i as i64 * HOUR,
+                100.0 + 40.0 * phase.sin() + 2.0 * noise.normal(),
+            )
         })
         .collect()
 }
@@ -53,7 +63,12 @@ fn run(d: &mut dyn Detector, series: &[(i64, f64)]) -> Vec<Verdict> {
 }
 
 fn flagged(verdicts: &[Verdict]) -> Vec<usize> {
-    verdicts.iter().enumerate().filter(|(_, v)| v.anomalous).map(|(i, _)| i).collect()
+    verdicts
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.anomalous)
+        .map(|(i, _)| i)
+        .collect()
 }
 
 fn point_detectors() -> Vec<Box<dyn Detector>> {
@@ -73,7 +88,11 @@ fn point_detectors_flag_a_spike_and_stay_quiet_on_noise() {
         assert!(v[1_500].anomalous, "{} missed the spike", d.name());
         assert!(v[1_500].score > 0.999);
         let false_alarms = flagged(&v).into_iter().filter(|&i| i != 1_500).count();
-        assert!(false_alarms <= 2, "{}: {false_alarms} false alarms on noise", d.name());
+        assert!(
+            false_alarms <= 2,
+            "{}: {false_alarms} false alarms on noise",
+            d.name()
+        );
         assert!(v[1_500].expected_low < 100.0 && v[1_500].expected_high > 100.0);
     }
 }
@@ -99,7 +118,9 @@ fn threshold_fires_on_slow_drift_only_after_for() {
     })
     .build();
     // drifts from 100 up by 0.1 per minute: crosses 150 at minute 500
-    let s: Vec<(i64, f64)> = (0..1_000).map(|i| (i * MINUTE, 100.0 + 0.1 * i as f64)).collect();
+    let s: Vec<(i64, f64)> = (0..1_000)
+        .map(|i| (i * MINUTE, 100.0 + 0.1 * i as f64))
+        .collect();
     let v = run(&mut d, &s);
     let first = flagged(&v)[0];
     assert_eq!(first, 511, "fires 10 minutes after the first breach at 501");
@@ -114,8 +135,14 @@ fn changepoint_finds_a_level_shift_quickly_and_not_noise() {
     }
     let v = run(&mut d, &s);
     let hits = flagged(&v);
-    assert!(hits.iter().any(|&i| (800..810).contains(&i)), "hits {hits:?}");
-    assert!(hits.iter().all(|&i| i >= 800), "false alarms before the shift: {hits:?}");
+    assert!(
+        hits.iter().any(|&i| (800..810).contains(&i)),
+        "hits {hits:?}"
+    );
+    assert!(
+        hits.iter().all(|&i| i >= 800),
+        "false alarms before the shift: {hits:?}"
+    );
     assert!(d.held() <= ChangePointConfig::default().max_run_length);
 }
 
@@ -139,9 +166,18 @@ fn seasonal_flags_a_broken_day_but_not_the_normal_pattern() {
     }
     let v = run(&mut d, &s);
     let hits = flagged(&v);
-    let in_break = hits.iter().filter(|&&i| (24 * 15..24 * 16).contains(&i)).count();
-    assert!(in_break >= 6, "only {in_break} of the broken day's hours flagged: {hits:?}");
-    let before = hits.iter().filter(|&&i| (24 * 5..24 * 15).contains(&i)).count();
+    let in_break = hits
+        .iter()
+        .filter(|&&i| (24 * 15..24 * 16).contains(&i))
+        .count();
+    assert!(
+        in_break >= 6,
+        "only {in_break} of the broken day's hours flagged: {hits:?}"
+    );
+    let before = hits
+        .iter()
+        .filter(|&&i| (24 * 5..24 * 15).contains(&i))
+        .count();
     assert!(before <= 6, "{before} false alarms on 10 normal days");
     assert_eq!(d.season_points(), Some(24));
     assert!(d.held() <= 24 * 10);
@@ -154,7 +190,9 @@ fn seasonal_follows_a_steady_trend() {
         ..seasonal_config()
     });
     let mut noise = Noise(9);
-    let s: Vec<(i64, f64)> = (0..600).map(|i| (i * HOUR, 50.0 + 0.5 * i as f64 + noise.normal())).collect();
+    let s: Vec<(i64, f64)> = (0..600)
+        .map(|i| (i * HOUR, 50.0 + 0.5 * i as f64 + noise.normal()))
+        .collect();
     let v = run(&mut d, &s);
     let alarms = flagged(&v[200..]).len();
     assert!(alarms <= 8, "{alarms} alarms on a clean linear trend");
@@ -178,12 +216,21 @@ fn ensemble_flags_spike_shift_and_seasonal_break_once_each() {
     let v = run(&mut d, &s);
     let hits = flagged(&v);
     assert!(hits.contains(&(24 * 20 + 5)), "spike missed: {hits:?}");
-    assert!(hits.iter().any(|&i| (24 * 28..24 * 29).contains(&i)), "broken day missed: {hits:?}");
-    assert!(hits.iter().any(|&i| (24 * 34..24 * 34 + 3).contains(&i)), "shift missed: {hits:?}");
+    assert!(
+        hits.iter().any(|&i| (24 * 28..24 * 29).contains(&i)),
+        "broken day missed: {hits:?}"
+    );
+    assert!(
+        hits.iter().any(|&i| (24 * 34..24 * 34 + 3).contains(&i)),
+        "shift missed: {hits:?}"
+    );
     // suppression: the shift alerts once, not every point after it
     let after_shift = hits.iter().filter(|&&i| i >= 24 * 34).count();
     assert!(after_shift <= 3, "{after_shift} alerts for one shift");
-    let normal = hits.iter().filter(|&&i| (24 * 8..24 * 20).contains(&i)).count();
+    let normal = hits
+        .iter()
+        .filter(|&&i| (24 * 8..24 * 20).contains(&i))
+        .count();
     assert!(normal <= 1, "{normal} alerts on normal days: {hits:?}");
 }
 
@@ -191,7 +238,9 @@ fn ensemble_flags_spike_shift_and_seasonal_break_once_each() {
 fn event_rate_flags_a_burst_and_not_steady_traffic() {
     let mut d = EventRateDetector::new(EventRateConfig::default());
     let mut noise = Noise(4);
-    let counts: Vec<f64> = (0..300).map(|_| (20.0 + 4.5 * noise.normal()).round().max(0.0)).collect();
+    let counts: Vec<f64> = (0..300)
+        .map(|_| (20.0 + 4.5 * noise.normal()).round().max(0.0))
+        .collect();
     let mut hits = Vec::new();
     for (i, c) in counts.iter().enumerate() {
         if d.observe(i as i64 * MINUTE, *c).anomalous {
@@ -218,17 +267,35 @@ fn new_pattern_flags_first_error_of_a_fingerprint_per_service_within_the_cap() {
         max_services: 2,
         warmup_events: 0,
     });
-    assert_eq!(d.observe_parts("api", "fp-a", Severity::High, "ERROR"), PatternVerdict::New);
-    assert_eq!(d.observe_parts("api", "fp-a", Severity::High, "ERROR"), PatternVerdict::Known);
-    assert_eq!(d.observe_parts("api", "fp-b", Severity::Info, "INFO"), PatternVerdict::Ignored);
+    assert_eq!(
+        d.observe_parts("api", "fp-a", Severity::High, "ERROR"),
+        PatternVerdict::New
+    );
+    assert_eq!(
+        d.observe_parts("api", "fp-a", Severity::High, "ERROR"),
+        PatternVerdict::Known
+    );
+    assert_eq!(
+        d.observe_parts("api", "fp-b", Severity::Info, "INFO"),
+        PatternVerdict::Ignored
+    );
     // same fingerprint, other service: new there
-    assert_eq!(d.observe_parts("db", "fp-a", Severity::Critical, "ERROR"), PatternVerdict::New);
+    assert_eq!(
+        d.observe_parts("db", "fp-a", Severity::Critical, "ERROR"),
+        PatternVerdict::New
+    );
     for fp in ["fp-b", "fp-c", "fp-d"] {
-        assert_eq!(d.observe_parts("api", fp, Severity::High, "ERROR"), PatternVerdict::New);
+        assert_eq!(
+            d.observe_parts("api", fp, Severity::High, "ERROR"),
+            PatternVerdict::New
+        );
     }
     assert_eq!(d.remembered("api"), 3);
     // fp-a was least recently seen and got evicted: new again
-    assert_eq!(d.observe_parts("api", "fp-a", Severity::High, "ERROR"), PatternVerdict::New);
+    assert_eq!(
+        d.observe_parts("api", "fp-a", Severity::High, "ERROR"),
+        PatternVerdict::New
+    );
     // a third service evicts the least recently active one (db)
     d.observe_parts("web", "x", Severity::High, "ERROR");
     assert_eq!(d.services(), 2);
@@ -267,7 +334,12 @@ fn state_round_trips_and_continues_identically() {
         run(&mut original, first);
         let bytes = postcard::to_stdvec(&original).unwrap();
         let mut restored: AnyDetector = postcard::from_bytes(&bytes).unwrap();
-        assert_eq!(restored, original, "{} state differs after postcard", original.name());
+        assert_eq!(
+            restored,
+            original,
+            "{} state differs after postcard",
+            original.name()
+        );
         let json = serde_json::to_string(&original).unwrap();
         let mut from_json: AnyDetector = serde_json::from_str(&json).unwrap();
         let a = run(&mut original, second);
@@ -339,14 +411,26 @@ fn registry_routes_series_caps_them_and_explains_anomalies() {
     assert_eq!(found.len(), 1);
     let a = &found[0];
     assert_eq!(a.detector, "robust_zscore");
-    assert!(a.explanation.starts_with("latency_ms 812 ms on checkout-eu is "), "{}", a.explanation);
-    assert!(a.explanation.contains("above its rolling median"), "{}", a.explanation);
+    assert!(
+        a.explanation
+            .starts_with("latency_ms 812 ms on checkout-eu is "),
+        "{}",
+        a.explanation
+    );
+    assert!(
+        a.explanation.contains("above its rolling median"),
+        "{}",
+        a.explanation
+    );
     // same input → same id (idempotent upserts after a replay)
     let mut again = SeriesDetectors::new(serde_json::from_str(r#"{"rules": [{"service": "checkout*", "metric_type": "latency_ms", "detectors": [{"kind": "robust_zscore", "window": 200}]}]}"#).unwrap()).unwrap();
     for &(t, v) in &s {
         again.observe(&metric("checkout-eu", "latency_ms", t, v), 0);
     }
-    assert_eq!(again.observe(&metric("checkout-eu", "latency_ms", 500 * MINUTE, 812.0), 2)[0].id, a.id);
+    assert_eq!(
+        again.observe(&metric("checkout-eu", "latency_ms", 500 * MINUTE, 812.0), 2)[0].id,
+        a.id
+    );
     // the series cap
     for i in 0..10 {
         reg.observe(&metric(&format!("svc-{i}"), "cpu_usage", 0, 1.0), 0);

@@ -12,7 +12,12 @@ fn corpus_dir() -> tempfile::TempDir {
     std::fs::create_dir_all(dir.path().join("labels")).unwrap();
     let mut csv = String::from("timestamp,value\n");
     for i in 0..200 {
-        csv.push_str(&format!("2014-04-01 {:02}:{:02}:00,{}\n", i / 60, i % 60, i % 7));
+        csv.push_str(&format!(
+            "2014-04-01 {:02}:{:02}:00,{}\n",
+            i / 60,
+            i % 60,
+            i % 7
+        ));
     }
     std::fs::write(data.join("a.csv"), csv).unwrap();
     std::fs::write(
@@ -48,7 +53,11 @@ fn loads_windows_as_row_ranges_and_normalises() {
     one_fp[100] = 1.0;
     one_fp[50] = 1.0;
     let r = nab::score_corpus(&corpus, &[one_fp], Some(0.5)).unwrap();
-    assert!((r.standard.score - 100.0 * (1.0 - 0.11 + 1.0) / 2.0).abs() < 1e-9, "{}", r.standard.score);
+    assert!(
+        (r.standard.score - 100.0 * (1.0 - 0.11 + 1.0) / 2.0).abs() < 1e-9,
+        "{}",
+        r.standard.score
+    );
 }
 
 #[test]

@@ -81,10 +81,14 @@ impl Corpus {
 
         let profiles_path = dir.join("profiles.json");
         let profiles = if profiles_path.exists() {
-            let text = std::fs::read_to_string(&profiles_path).map_err(DetectError::io(&profiles_path))?;
+            let text =
+                std::fs::read_to_string(&profiles_path).map_err(DetectError::io(&profiles_path))?;
             let entries: BTreeMap<String, ProfileEntry> = serde_json::from_str(&text)
                 .map_err(|e| DetectError::bad_input(&profiles_path, e.to_string()))?;
-            entries.into_iter().map(|(k, v)| (k, v.cost_matrix)).collect()
+            entries
+                .into_iter()
+                .map(|(k, v)| (k, v.cost_matrix))
+                .collect()
         } else {
             default_profiles()
         };
@@ -98,7 +102,10 @@ impl Corpus {
             files.push(load_file(&path, &name, &windows, &labels_path)?);
         }
         if files.is_empty() {
-            return Err(DetectError::bad_input(dir, "no labelled data files found under data/"));
+            return Err(DetectError::bad_input(
+                dir,
+                "no labelled data files found under data/",
+            ));
         }
         Ok(Corpus { files, profiles })
     }
@@ -109,7 +116,12 @@ impl Corpus {
     }
 }
 
-fn load_file(path: &Path, name: &str, windows: &[Vec<String>], labels_path: &Path) -> Result<DataFile, DetectError> {
+fn load_file(
+    path: &Path,
+    name: &str,
+    windows: &[Vec<String>],
+    labels_path: &Path,
+) -> Result<DataFile, DetectError> {
     let text = std::fs::read_to_string(path).map_err(DetectError::io(path))?;
     let mut file = DataFile {
         name: name.to_string(),
@@ -123,8 +135,11 @@ fn load_file(path: &Path, name: &str, windows: &[Vec<String>], labels_path: &Pat
         if line.trim().is_empty() {
             continue;
         }
-        let bad = |what: &str| DetectError::bad_input(path, format!("line {}: {what}", line_no + 1));
-        let (ts, value) = line.split_once(',').ok_or_else(|| bad("expected timestamp,value"))?;
+        let bad =
+            |what: &str| DetectError::bad_input(path, format!("line {}: {what}", line_no + 1));
+        let (ts, value) = line
+            .split_once(',')
+            .ok_or_else(|| bad("expected timestamp,value"))?;
         let t = parse_time(ts).ok_or_else(|| bad("bad timestamp"))?;
         let v: f64 = value.trim().parse().map_err(|_| bad("bad value"))?;
         file.raw_timestamps.push(ts.trim().to_string());
@@ -134,10 +149,16 @@ fn load_file(path: &Path, name: &str, windows: &[Vec<String>], labels_path: &Pat
     }
     for w in windows {
         let [start, end] = w.as_slice() else {
-            return Err(DetectError::bad_input(labels_path, format!("{name}: a window is not [start, end]")));
+            return Err(DetectError::bad_input(
+                labels_path,
+                format!("{name}: a window is not [start, end]"),
+            ));
         };
         let (Some(start), Some(end)) = (parse_time(start), parse_time(end)) else {
-            return Err(DetectError::bad_input(labels_path, format!("{name}: bad window timestamp")));
+            return Err(DetectError::bad_input(
+                labels_path,
+                format!("{name}: bad window timestamp"),
+            ));
         };
         let left = times.partition_point(|t| *t < start);
         let right = times.partition_point(|t| *t <= end);
@@ -162,7 +183,10 @@ pub fn detect_file(file: &DataFile, config: &EnsembleConfig) -> Vec<f64> {
 /// Runs the detector over every file (files spread over the available cores; results do
 /// not depend on the spread).
 pub fn detect_corpus(corpus: &Corpus, config: &EnsembleConfig) -> Vec<Vec<f64>> {
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8);
     let mut results: Vec<Vec<f64>> = vec![Vec::new(); corpus.files.len()];
     let next = std::sync::atomic::AtomicUsize::new(0);
     let out = std::sync::Mutex::new(&mut results);
@@ -171,7 +195,9 @@ pub fn detect_corpus(corpus: &Corpus, config: &EnsembleConfig) -> Vec<Vec<f64>> 
             s.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(file) = corpus.files.get(i) else { break };
+                    let Some(file) = corpus.files.get(i) else {
+                        break;
+                    };
                     let scores = detect_file(file, config);
                     if let Ok(mut guard) = out.lock() {
                         guard[i] = scores;
@@ -260,7 +286,12 @@ fn detected(rows: &[ScoredRow], threshold: f64) -> (usize, usize) {
 }
 
 /// Scores one profile: optimises the threshold (or uses `threshold`) and normalises.
-pub fn score_profile(corpus: &Corpus, scores: &[Vec<f64>], cost: &CostMatrix, threshold: Option<f64>) -> ProfileScore {
+pub fn score_profile(
+    corpus: &Corpus,
+    scores: &[Vec<f64>],
+    cost: &CostMatrix,
+    threshold: Option<f64>,
+) -> ProfileScore {
     let windows = corpus.window_count();
     let rows = corpus_rows(corpus, scores, cost);
     let chosen: ThresholdScore = match threshold {
@@ -283,7 +314,11 @@ pub fn score_profile(corpus: &Corpus, scores: &[Vec<f64>], cost: &CostMatrix, th
 }
 
 /// Scores a corpus given per-file anomaly scores.
-pub fn score_corpus(corpus: &Corpus, scores: &[Vec<f64>], threshold: Option<f64>) -> Result<NabReport, DetectError> {
+pub fn score_corpus(
+    corpus: &Corpus,
+    scores: &[Vec<f64>],
+    threshold: Option<f64>,
+) -> Result<NabReport, DetectError> {
     let profile = |name: &str| {
         corpus
             .profiles
@@ -300,7 +335,12 @@ pub fn score_corpus(corpus: &Corpus, scores: &[Vec<f64>], threshold: Option<f64>
     let mut first_id = 0;
     for (file, s) in corpus.files.iter().zip(scores) {
         let rows = scoring::sweep_rows(s, &file.windows, first_id, &standard_cost);
-        let at = scoring::score_at(&rows, first_id + file.windows.len(), &standard_cost, standard.threshold);
+        let at = scoring::score_at(
+            &rows,
+            first_id + file.windows.len(),
+            &standard_cost,
+            standard.threshold,
+        );
         let (detected_windows, false_positive_rows) = detected(&rows, standard.threshold);
         files.push(FileScore {
             file: file.name.clone(),
@@ -322,18 +362,31 @@ pub fn score_corpus(corpus: &Corpus, scores: &[Vec<f64>], threshold: Option<f64>
 
 /// Writes one NAB results CSV per file (`timestamp,value,anomaly_score,label`) under
 /// `dir/<folder>/sightline_<file>.csv`, NAB's `results/<detector>/` layout.
-pub fn write_results(dir: &Path, corpus: &Corpus, scores: &[Vec<f64>]) -> Result<Vec<PathBuf>, DetectError> {
+pub fn write_results(
+    dir: &Path,
+    corpus: &Corpus,
+    scores: &[Vec<f64>],
+) -> Result<Vec<PathBuf>, DetectError> {
     let mut written = Vec::new();
     for (file, s) in corpus.files.iter().zip(scores) {
         let rel = Path::new(&file.name);
         let folder = rel.parent().unwrap_or(Path::new(""));
-        let fname = rel.file_name().and_then(|f| f.to_str()).unwrap_or("file.csv");
+        let fname = rel
+            .file_name()
+            .and_then(|f| f.to_str())
+            .unwrap_or("file.csv");
         let out_dir = dir.join(folder);
         std::fs::create_dir_all(&out_dir).map_err(DetectError::io(&out_dir))?;
         let path = out_dir.join(format!("sightline_{fname}"));
         let mut text = String::from("timestamp,value,anomaly_score,label\n");
         let mut w = 0;
-        for (i, ((ts, v), score)) in file.raw_timestamps.iter().zip(&file.values).zip(s).enumerate() {
+        for (i, ((ts, v), score)) in file
+            .raw_timestamps
+            .iter()
+            .zip(&file.values)
+            .zip(s)
+            .enumerate()
+        {
             while w < file.windows.len() && file.windows[w].1 < i {
                 w += 1;
             }
@@ -348,7 +401,11 @@ pub fn write_results(dir: &Path, corpus: &Corpus, scores: &[Vec<f64>]) -> Result
 
 /// Loads, detects with the default ensemble and scores in one call (what
 /// `sightline bench nab` runs).
-pub fn run(dir: &Path, threshold: Option<f64>, results_dir: Option<&Path>) -> Result<NabReport, DetectError> {
+pub fn run(
+    dir: &Path,
+    threshold: Option<f64>,
+    results_dir: Option<&Path>,
+) -> Result<NabReport, DetectError> {
     run_with(dir, &EnsembleConfig::default(), threshold, results_dir)
 }
 

@@ -112,7 +112,11 @@ pub fn sweep_rows(
                 (RowKind::Outside, unweighted * cost.fp_weight)
             }
         };
-        let kind = if i >= probation { kind } else { RowKind::Probationary };
+        let kind = if i >= probation {
+            kind
+        } else {
+            RowKind::Probationary
+        };
         out.push(ScoredRow {
             anomaly_score: if score.is_nan() { 0.0 } else { score },
             kind,
@@ -148,7 +152,11 @@ pub struct ThresholdScore {
 
 /// Scores every candidate threshold (each distinct anomaly score, descending, after 1.1),
 /// exactly as NAB's `calcScoreByThreshold`.
-pub fn scores_by_threshold(rows: &[ScoredRow], window_count: usize, cost: &CostMatrix) -> Vec<ThresholdScore> {
+pub fn scores_by_threshold(
+    rows: &[ScoredRow],
+    window_count: usize,
+    cost: &CostMatrix,
+) -> Vec<ThresholdScore> {
     let mut scorable: Vec<&ScoredRow> = rows
         .iter()
         .filter(|r| r.kind != RowKind::Probationary)
@@ -164,14 +172,24 @@ pub fn scores_by_threshold(rows: &[ScoredRow], window_count: usize, cost: &CostM
         }
     }
     let mut total: f64 = part.iter().flatten().sum();
-    let mut tn = scorable.iter().filter(|r| r.kind == RowKind::Outside).count();
+    let mut tn = scorable
+        .iter()
+        .filter(|r| r.kind == RowKind::Outside)
+        .count();
     let mut fn_ = scorable.len() - tn;
     let (mut tp, mut fp) = (0usize, 0usize);
     let mut out = Vec::new();
     let mut threshold = 1.1;
     for r in scorable {
         if r.anomaly_score != threshold {
-            out.push(ThresholdScore { threshold, score: total, tp, fp, fn_, tn });
+            out.push(ThresholdScore {
+                threshold,
+                score: total,
+                tp,
+                fp,
+                fn_,
+                tn,
+            });
             threshold = r.anomaly_score;
         }
         match r.kind {
@@ -192,7 +210,14 @@ pub fn scores_by_threshold(rows: &[ScoredRow], window_count: usize, cost: &CostM
             }
         }
     }
-    out.push(ThresholdScore { threshold, score: total, tp, fp, fn_, tn });
+    out.push(ThresholdScore {
+        threshold,
+        score: total,
+        tp,
+        fp,
+        fn_,
+        tn,
+    });
     out
 }
 
@@ -211,7 +236,12 @@ pub fn optimize(rows: &[ScoredRow], window_count: usize, cost: &CostMatrix) -> T
 
 /// The score at a fixed threshold (rows with anomaly score ≥ `threshold` are detections),
 /// as NAB's `scoreDataSet`.
-pub fn score_at(rows: &[ScoredRow], window_count: usize, cost: &CostMatrix, threshold: f64) -> ThresholdScore {
+pub fn score_at(
+    rows: &[ScoredRow],
+    window_count: usize,
+    cost: &CostMatrix,
+    threshold: f64,
+) -> ThresholdScore {
     let all = scores_by_threshold(rows, window_count, cost);
     // the last row whose threshold is ≥ the asked one
     let mut chosen = all[0];
@@ -222,7 +252,10 @@ pub fn score_at(rows: &[ScoredRow], window_count: usize, cost: &CostMatrix, thre
             break;
         }
     }
-    ThresholdScore { threshold, ..chosen }
+    ThresholdScore {
+        threshold,
+        ..chosen
+    }
 }
 
 /// NAB's normalisation: 100 · (raw − null) / (perfect − null).
@@ -255,9 +288,19 @@ mod tests {
     }
 
     fn normalized(rows: &[ScoredRow]) -> f64 {
-        let null_rows: Vec<ScoredRow> = rows.iter().map(|r| ScoredRow { anomaly_score: 0.0, ..*r }).collect();
+        let null_rows: Vec<ScoredRow> = rows
+            .iter()
+            .map(|r| ScoredRow {
+                anomaly_score: 0.0,
+                ..*r
+            })
+            .collect();
         let null = optimize(&null_rows, 1, &STANDARD).score;
-        normalize(optimize(rows, 1, &STANDARD).score, null, 1.0 * STANDARD.tp_weight)
+        normalize(
+            optimize(rows, 1, &STANDARD).score,
+            null,
+            1.0 * STANDARD.tp_weight,
+        )
     }
 
     #[test]
@@ -299,7 +342,12 @@ mod tests {
         let rows = file(&[(40, 1.0), (54, 1.0)]);
         let s = score_at(&rows, 1, &STANDARD, 0.5);
         let fp = scaled_sigmoid(5.0 / 9.0) * 0.11;
-        assert!((s.score - (1.0 + fp)).abs() < 1e-12, "{} vs {}", s.score, 1.0 + fp);
+        assert!(
+            (s.score - (1.0 + fp)).abs() < 1e-12,
+            "{} vs {}",
+            s.score,
+            1.0 + fp
+        );
         // the optimiser may prefer to raise the threshold over an FP it cannot avoid:
         // here the FP is scored 0.9, the TP 0.8 — threshold 0.8 keeps both (1 + fp > −1).
         let rows = file(&[(40, 0.8), (20, 0.9)]);

@@ -33,7 +33,10 @@ pub async fn run(args: NabArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("NAB benchmark on {}", args.data.display()))
     })
     .await??;
-    tracing::info!(elapsed_s = started.elapsed().as_secs_f64(), "NAB benchmark done");
+    tracing::info!(
+        elapsed_s = started.elapsed().as_secs_f64(),
+        "NAB benchmark done"
+    );
     emit(&report, args.json)?;
     Ok(ExitCode::SUCCESS)
 }
