@@ -36,6 +36,10 @@ const MAD_TO_SIGMA: f64 = 1.4826;
 pub struct EnsembleConfig {
     /// Points in the level and change windows.
     pub window: usize,
+    /// Whether the change view (the step from the previous point against recent steps)
+    /// is scored. Off by default: on NAB it added false alarms that the level view
+    /// already covers.
+    pub change_view: bool,
     /// Points averaged by the smoothed-level view (0 disables it).
     pub smooth: usize,
     /// Whether the smoothed view also runs on the daily-season residual.
@@ -72,6 +76,12 @@ pub struct EnsembleConfig {
     pub calibration_quantile: f64,
     /// The smallest |z| that can score 0.5, whatever the history.
     pub min_sigmas: f64,
+    /// With `tail` calibration, −log₁₀ p that scores 1.
+    pub tail_scale: f64,
+    /// Views computed but left out of the score, as a bit set (level 1, change 2,
+    /// daily season 4, smoothed 8, drift 16, weekly 32, smoothed season 64): for
+    /// experiments.
+    pub muted: u32,
     /// Weight of the second-strongest view added to the strongest.
     pub agreement: f64,
     /// Score at or above which a point is an alert (and suppresses what follows).
@@ -88,13 +98,14 @@ impl Default for EnsembleConfig {
     fn default() -> Self {
         EnsembleConfig {
             window: 500,
+            change_view: false,
             smooth: 12,
             smooth_season: false,
             lag: 0,
             season_ms: 86_400_000,
             seasons: 4,
             week_ms: 604_800_000,
-            weeks: 2,
+            weeks: 3,
             max_history: 12_000,
             min_points: 60,
             likelihood_window: 1_000,
@@ -104,6 +115,8 @@ impl Default for EnsembleConfig {
             calibration_min: 60,
             calibration_quantile: 0.999,
             min_sigmas: 4.0,
+            tail_scale: 20.0,
+            muted: 0,
             agreement: 0.0,
             alert_level: 0.5,
             suppress_ms: 43_200_000,
@@ -122,6 +135,9 @@ pub enum Calibration {
     /// Each view against its own recent high quantile of |z|.
     #[default]
     Quantile,
+    /// Each view's tail probability from an exponential fit to its own recent top |z|
+    /// values (peaks over threshold).
+    Tail,
 }
 
 /// One robust view: values (or steps, or residuals) and their order statistics, plus the
@@ -144,6 +160,23 @@ impl RobustView {
     /// quantile), then learns |z|.
     fn relative(&mut self, z: f64, cfg: &EnsembleConfig) -> f64 {
         let z = z.abs();
+        if cfg.calibration == Calibration::Tail {
+            let ready = self.past_z.len() >= cfg.calibration_min.max(3);
+            let fraction = 1.0 - cfg.calibration_quantile;
+            let p = match self.past_z.upper_tail(fraction) {
+                Some((q, excess)) if ready => {
+                    if z > q {
+                        fraction * (-(z - q) / excess.max(1e-6)).exp()
+                    } else {
+                        self.past_z.fraction_above(z).max(fraction)
+                    }
+                }
+                _ => 1.0,
+            };
+            self.past_z.push(z);
+            let p = if z >= cfg.min_sigmas { p } else { p.max(fraction) };
+            return -p.max(1e-300).log10();
+        }
         let bar = if self.past_z.len() >= cfg.calibration_min.max(3) {
             self.past_z
                 .quantile(cfg.calibration_quantile)
@@ -282,6 +315,7 @@ impl Detector for Ensemble {
         // The three views, judged before learning the point.
         let level = self.level.judge(value, cfg.min_points, floor);
         let step = self.last_value.map(|p| value - p);
+        let step = step.filter(|_| cfg.change_view);
         let change = step.and_then(|d| self.change.judge(d, cfg.min_points, floor));
         let expected_season = self.seasonal_expectation(timestamp_ms, cfg.season_ms, cfg.seasons);
         let weekly_residual = self
@@ -358,17 +392,24 @@ impl Detector for Ensemble {
             .flatten()
             .map(f64::abs)
             .fold(0.0, f64::max);
-        let mut views = vec![self.level.relative(z_level, &cfg)];
-        for (view, judged) in [
+        let mut views = vec![0.0];
+        for (i, (view, judged)) in [
+            (&mut self.level, level),
             (&mut self.change, change),
             (&mut self.season, season),
             (&mut self.smoothed, smoothed),
             (&mut self.drift, drift),
             (&mut self.weekly, weekly),
             (&mut self.smoothed_season, smoothed_season),
-        ] {
+        ]
+        .into_iter()
+        .enumerate()
+        {
             if let Some((z, _, _)) = judged {
-                views.push(view.relative(z, &cfg));
+                let r = view.relative(z, &cfg);
+                if cfg.muted & (1 << i) == 0 {
+                    views.push(r);
+                }
             }
         }
         views.sort_by(|a, b| b.total_cmp(a));
@@ -393,6 +434,8 @@ impl Detector for Ensemble {
         let log_p = log_normal_sf(z); // ln P(tail)
         let mut score = if cfg.calibration == Calibration::Quantile {
             relative / (1.0 + relative)
+        } else if cfg.calibration == Calibration::Tail {
+            (relative / cfg.tail_scale).clamp(0.0, 1.0)
         } else if judged {
             (-log_p / (10.0 * std::f64::consts::LN_10)).clamp(0.0, 1.0)
         } else {
