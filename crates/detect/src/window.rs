@@ -152,28 +152,6 @@ impl SortedWindow {
         self.sorted.get(rank).copied()
     }
 
-    /// The upper tail above the `1 − fraction` quantile: that quantile and the mean excess
-    /// of the values above it (for an exponential tail fit). O(fraction · n).
-    pub fn upper_tail(&self, fraction: f64) -> Option<(f64, f64)> {
-        let n = self.sorted.len();
-        if n < 2 {
-            return None;
-        }
-        let k = ((fraction.clamp(0.0, 1.0) * n as f64).ceil() as usize).clamp(1, n - 1);
-        let q = self.sorted[n - 1 - k];
-        let excess = self.sorted[n - k..].iter().map(|v| v - q).sum::<f64>() / k as f64;
-        Some((q, excess))
-    }
-
-    /// The fraction of held values strictly greater than `x`.
-    pub fn fraction_above(&self, x: f64) -> f64 {
-        let n = self.sorted.len();
-        if n == 0 {
-            return 1.0;
-        }
-        (n - self.sorted.partition_point(|v| *v <= x)) as f64 / n as f64
-    }
-
     /// The median (mean of the two middle values for an even count), `None` when empty.
     pub fn median(&self) -> Option<f64> {
         let n = self.sorted.len();
