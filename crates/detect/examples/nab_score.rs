@@ -1,5 +1,8 @@
-//! Scores the default detector on a NAB corpus (a quick loop for tuning; the CLI is
-//! `sightline bench nab`).
+//! Scores the ensemble on a NAB corpus with configuration overrides — the loop used to
+//! tune the defaults (the user-facing command is `sightline bench nab`).
+//!
+//! `cargo run --release -p sightline-detect --example nab_score -- NAB_DIR ['{"smooth": 6}']`
+//! (`QUIET=1` prints only the totals; `RESULTS=DIR` writes NAB results files).
 
 #![allow(clippy::print_stdout)]
 
@@ -9,7 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args()
         .nth(1)
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared/data/nab"));
+        .ok_or("usage: nab_score NAB_DIR [ENSEMBLE_CONFIG_JSON]")?;
     let started = std::time::Instant::now();
     // Optional second argument: an ensemble configuration as JSON (fields override defaults).
     let config: sightline_detect::ensemble::EnsembleConfig = match std::env::args().nth(2) {
