@@ -15,12 +15,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("usage: nab_score NAB_DIR [ENSEMBLE_CONFIG_JSON]")?;
     let started = std::time::Instant::now();
     // Optional second argument: an ensemble configuration as JSON (fields override defaults).
-    let config: sightline_detect::ensemble::EnsembleConfig = match std::env::args().nth(2) {
-        Some(json) => serde_json::from_str(&json)?,
-        None => Default::default(),
+    // A JSON object with a "kind" is a whole detector spec (`{"kind": "robust_zscore"}`).
+    let spec = match std::env::args().nth(2) {
+        Some(json) if json.contains("\"kind\"") => serde_json::from_str(&json)?,
+        Some(json) => sightline_detect::DetectorSpec::Ensemble(serde_json::from_str(&json)?),
+        None => sightline_detect::DetectorSpec::Ensemble(Default::default()),
     };
     let results = std::env::var_os("RESULTS").map(PathBuf::from);
-    let report = sightline_detect::nab::run_with(&dir, &config, None, results.as_deref())?;
+    let report = sightline_detect::nab::run_spec(&dir, &spec, None, results.as_deref())?;
     let quiet = std::env::var_os("QUIET").is_some();
     for f in report.files.iter().filter(|_| !quiet) {
         println!(

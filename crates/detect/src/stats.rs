@@ -34,12 +34,20 @@ pub fn erfc(x: f64) -> f64 {
 
 /// The score (0..1) of a deviation of `sigmas` standard deviations in either direction:
 /// the probability mass of a normal distribution closer to the mean than the point,
-/// `2Φ(|z|) − 1`. 3σ scores 0.9973, 5σ 0.9999994.
+/// `2Φ(|z|) − 1` — 3σ scores 0.9973. Beyond 6σ that probability is indistinguishable
+/// from 1 for ranking, so the remaining gap (2·10⁻⁹) shrinks as `1/(1 + ln(|z|/6))`:
+/// scores keep increasing with the deviation and stay distinct in f64 even for the huge
+/// z of a series whose spread is ~0 (a threshold can still separate 10σ from 10⁹σ).
 pub fn sigma_score(sigmas: f64) -> f64 {
-    if !sigmas.is_finite() {
-        return if sigmas.is_nan() { 0.0 } else { 1.0 };
+    if sigmas.is_nan() {
+        return 0.0;
     }
-    (1.0 - 2.0 * normal_sf(sigmas.abs())).clamp(0.0, 1.0)
+    let z = sigmas.abs();
+    if z <= 6.0 {
+        (1.0 - 2.0 * normal_sf(z)).clamp(0.0, 1.0)
+    } else {
+        1.0 - 2.0 * normal_sf(6.0) / (1.0 + (z / 6.0).ln())
+    }
 }
 
 /// The natural log of the upper tail 1 − Φ(x), usable for large x where the tail
@@ -64,6 +72,8 @@ mod tests {
         assert!((normal_cdf(-3.0) - 0.001_349_9).abs() < 1e-6);
         assert!((sigma_score(3.0) - 0.9973).abs() < 1e-4);
         assert_eq!(sigma_score(f64::NAN), 0.0);
+        assert!(sigma_score(100.0) > sigma_score(10.0) && sigma_score(10.0) > sigma_score(6.0));
+        assert!(sigma_score(f64::INFINITY) == 1.0 && sigma_score(1e300) < sigma_score(1e9));
         assert!((log_normal_sf(9.0) - normal_sf(9.0).ln()).abs() < 0.05);
     }
 }

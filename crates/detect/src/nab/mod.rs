@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
-use crate::ensemble::{Ensemble, EnsembleConfig};
-use crate::{DetectError, Detector};
+use crate::ensemble::EnsembleConfig;
+use crate::{DetectError, Detector, DetectorSpec};
 use scoring::{CostMatrix, ScoredRow, ThresholdScore};
 
 /// One data file of the corpus.
@@ -170,9 +170,9 @@ fn load_file(
     Ok(file)
 }
 
-/// Runs the default ensemble over one file: one anomaly score per row.
-pub fn detect_file(file: &DataFile, config: &EnsembleConfig) -> Vec<f64> {
-    let mut detector = Ensemble::new(config.clone());
+/// Runs a fresh detector of `spec` over one file: one anomaly score per row.
+pub fn detect_file(file: &DataFile, spec: &DetectorSpec) -> Vec<f64> {
+    let mut detector = spec.build();
     file.timestamps_ms
         .iter()
         .zip(&file.values)
@@ -182,7 +182,7 @@ pub fn detect_file(file: &DataFile, config: &EnsembleConfig) -> Vec<f64> {
 
 /// Runs the detector over every file (files spread over the available cores; results do
 /// not depend on the spread).
-pub fn detect_corpus(corpus: &Corpus, config: &EnsembleConfig) -> Vec<Vec<f64>> {
+pub fn detect_corpus(corpus: &Corpus, spec: &DetectorSpec) -> Vec<Vec<f64>> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -198,7 +198,7 @@ pub fn detect_corpus(corpus: &Corpus, config: &EnsembleConfig) -> Vec<Vec<f64>> 
                     let Some(file) = corpus.files.get(i) else {
                         break;
                     };
-                    let scores = detect_file(file, config);
+                    let scores = detect_file(file, spec);
                     if let Ok(mut guard) = out.lock() {
                         guard[i] = scores;
                     }
@@ -416,8 +416,23 @@ pub fn run_with(
     threshold: Option<f64>,
     results_dir: Option<&Path>,
 ) -> Result<NabReport, DetectError> {
+    run_spec(
+        dir,
+        &DetectorSpec::Ensemble(config.clone()),
+        threshold,
+        results_dir,
+    )
+}
+
+/// [`run`] with any detector (to compare the building blocks with the ensemble).
+pub fn run_spec(
+    dir: &Path,
+    spec: &DetectorSpec,
+    threshold: Option<f64>,
+    results_dir: Option<&Path>,
+) -> Result<NabReport, DetectError> {
     let corpus = Corpus::load(dir)?;
-    let scores = detect_corpus(&corpus, config);
+    let scores = detect_corpus(&corpus, spec);
     if let Some(out) = results_dir {
         write_results(out, &corpus, &scores)?;
     }
