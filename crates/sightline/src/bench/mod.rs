@@ -5,6 +5,7 @@ mod backends;
 mod crash;
 mod http;
 mod ingest;
+mod nab;
 mod node;
 mod sql_crash;
 
@@ -23,6 +24,8 @@ pub enum BenchCommand {
     /// Crash equivalence of continuous SQL: kill -9 the node while it runs several
     /// windowed queries, then prove the tables equal an uninterrupted run's, no row twice.
     SqlCrash(sql_crash::SqlCrashArgs),
+    /// Anomaly-detection quality: the default detector on the NAB corpus, NAB-scored.
+    Nab(nab::NabArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
@@ -30,6 +33,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Ingest(args) => ingest::run(args).await,
         BenchCommand::Crash(args) => crash::run(args).await,
         BenchCommand::SqlCrash(args) => sql_crash::run(args).await,
+        BenchCommand::Nab(args) => nab::run(args).await,
     }
 }
 
