@@ -42,15 +42,17 @@
 
 mod driver;
 mod generator;
+pub mod scenario;
 
 pub use driver::{
-    LATENCY_SAMPLES, LatencySummary, MAX_RETRIES, MAX_RETRY_AFTER, REQUEST_TIMEOUT, SimReport,
-    SimulateOptions, run, run_until,
+    DEFAULT_INCIDENTS_DURATION, LATENCY_SAMPLES, LatencySummary, MAX_RETRIES, MAX_RETRY_AFTER,
+    REQUEST_TIMEOUT, SimReport, SimulateOptions, incidents_start, run, run_until,
 };
 pub use generator::{
     Burst, BurstConfig, EventCounts, EventGenerator, GeneratorConfig, METRIC_TYPES,
     MetricGenerator, SOURCE, service_names,
 };
+pub use scenario::{GroundTruth, ScenarioKind};
 
 /// Why a simulation could not run. Failures of individual requests are not errors: they
 /// are counted in the [`SimReport`].

@@ -214,6 +214,7 @@ fn options(target: String) -> SimulateOptions {
         seed: 7,
         api_key: Some(API_KEY.to_owned()),
         progress: false,
+        ..SimulateOptions::default()
     }
 }
 
