@@ -187,7 +187,9 @@ pub struct LatencySummary {
 
 impl fmt::Display for SimReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let rate = if self.target_rate == 0 {
+        let rate = if self.scenario == ScenarioKind::Incidents {
+            "none: simulated time".to_owned()
+        } else if self.target_rate == 0 {
             "unlimited".to_owned()
         } else {
             format!("{}/s", self.target_rate)

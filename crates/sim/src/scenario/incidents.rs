@@ -1179,9 +1179,9 @@ fn affected(deps: &[Vec<(usize, f64)>], f: &Injected, steady_latency: &[f64; N])
                     }
                 }
             }
-            for i in 0..N {
+            for (i, h) in dist.iter().enumerate() {
                 if i != f.root
-                    && let Some(h) = dist[i]
+                    && let Some(h) = *h
                 {
                     hit.push((h, i));
                 }
