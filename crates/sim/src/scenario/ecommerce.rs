@@ -139,9 +139,9 @@ impl Segment {
     /// Chance of adding a viewed product to the cart.
     fn p_add(self) -> f64 {
         match self {
-            Self::New => 0.12,
-            Self::Returning => 0.2,
-            Self::Vip => 0.3,
+            Self::New => 0.07,
+            Self::Returning => 0.12,
+            Self::Vip => 0.22,
         }
     }
     /// Chance of going to checkout after a cart change.
