@@ -34,7 +34,8 @@ struct Cli {
 enum Command {
     /// Start a node: event log, store and HTTP API in one process.
     Run(RunArgs),
-    /// Send realistic system events (and optionally metrics) to a running node.
+    /// Send realistic traffic to a running node: platform events (and metrics), shopping
+    /// sessions into a user topic, or a service graph with labelled faults.
     Simulate(simulate::SimulateArgs),
     /// Measure throughput, latency and crash safety.
     #[command(subcommand)]

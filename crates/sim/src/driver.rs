@@ -27,6 +27,9 @@ use tokio::task::JoinSet;
 
 use crate::SimError;
 use crate::generator::{Burst, EventGenerator, GeneratorConfig, MetricGenerator, now_ms};
+use crate::scenario::ecommerce::{EcommerceConfig, EcommerceGenerator};
+use crate::scenario::incidents::{self, IncidentsConfig};
+use crate::scenario::{GroundTruth, ScenarioKind};
 
 /// Retries of one batch answered with 429/503 before it is counted as failed.
 pub const MAX_RETRIES: u32 = 10;
@@ -41,6 +44,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const METRICS_PER_EVENT: u64 = 10;
 /// At a set rate, batches are made small enough for at least this many requests a second.
 const MIN_BATCHES_PER_SEC: u64 = 20;
+/// Simulated length of an incidents run without `duration`: one day.
+pub const DEFAULT_INCIDENTS_DURATION: Duration = Duration::from_secs(86_400);
 
 /// What to send, where, how fast and for how long.
 #[derive(Clone, Debug, PartialEq)]
@@ -71,6 +76,25 @@ pub struct SimulateOptions {
     pub api_key: Option<String>,
     /// Draw a progress bar on stderr (only when stderr is a terminal).
     pub progress: bool,
+    /// What to send. `Normal` is everything above; `Ecommerce` sends shopping records
+    /// (paced by `rate`, records per second) to the topic endpoint; `Incidents` sends the
+    /// fault scenario in simulated time (paced by `speed`; `duration` is simulated time,
+    /// a day when absent; `count` counts metric points and events; `rate`, `error_rate`,
+    /// `bursts` and `metrics` do not apply).
+    pub scenario: ScenarioKind,
+    /// `Ecommerce`: the user topic, `POST {target}/api/v1/topics/{topic}/records`.
+    pub topic: String,
+    /// `Ecommerce`: shopping sessions open at once.
+    pub sessions: usize,
+    /// `Incidents`: simulated seconds per wall second (0: as fast as the node acknowledges).
+    pub speed: f64,
+    /// `Incidents`: metric interval in simulated time.
+    pub step: Duration,
+    /// `Incidents`: number of faults; `None`: one of each kind per simulated day.
+    pub faults: Option<usize>,
+    /// `Incidents`: simulated start, epoch ms; `None`: in the past, so that the simulated
+    /// clock reaches the wall clock when the run ends ([`incidents_start`]).
+    pub start_ms: Option<i64>,
 }
 
 impl Default for SimulateOptions {
@@ -88,6 +112,13 @@ impl Default for SimulateOptions {
             seed: 1,
             api_key: None,
             progress: true,
+            scenario: ScenarioKind::Normal,
+            topic: crate::scenario::ecommerce::TOPIC.to_owned(),
+            sessions: 200,
+            speed: 60.0,
+            step: Duration::from_secs(10),
+            faults: None,
+            start_ms: None,
         }
     }
 }
@@ -131,8 +162,14 @@ pub struct SimReport {
     pub metrics_rejected: u64,
     /// Whether the run was cut short by the shutdown signal.
     pub interrupted: bool,
-    /// The error bursts injected (ground truth for detectors), oldest first.
+    /// The error bursts injected (ground truth for detectors), oldest first (`normal`).
     pub bursts: Vec<Burst>,
+    /// The scenario played.
+    pub scenario: ScenarioKind,
+    /// What the scenario injected (`ecommerce`, `incidents`); written separately by the
+    /// CLI (`--ground-truth FILE`) since it grows with the run.
+    #[serde(skip)]
+    pub ground_truth: Option<GroundTruth>,
 }
 
 /// Latency percentiles, milliseconds.
@@ -150,15 +187,22 @@ pub struct LatencySummary {
 
 impl fmt::Display for SimReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let rate = if self.target_rate == 0 {
+        let rate = if self.scenario == ScenarioKind::Incidents {
+            "none: simulated time".to_owned()
+        } else if self.target_rate == 0 {
             "unlimited".to_owned()
         } else {
             format!("{}/s", self.target_rate)
         };
+        let what = match self.scenario {
+            ScenarioKind::Ecommerce => "records",
+            _ => "events",
+        };
         writeln!(
             f,
-            "run {}: {} events sent in {:.2} s (target rate {rate}){}",
+            "run {} ({}): {} {what} sent in {:.2} s (target rate {rate}){}",
             self.run_id,
+            self.scenario,
             self.sent,
             self.elapsed_secs,
             if self.interrupted {
@@ -201,6 +245,30 @@ impl fmt::Display for SimReport {
                 b.error_template
             )?;
         }
+        match &self.ground_truth {
+            Some(GroundTruth::Ecommerce(t)) => {
+                let purchases = t.sessions.values().filter(|s| s.purchase_count > 0).count();
+                write!(
+                    f,
+                    "\n  sessions     {:>10}  ({purchases} with a purchase) into topic {}",
+                    t.sessions.len(),
+                    t.topic
+                )?;
+            }
+            Some(GroundTruth::Incidents(t)) => {
+                for fault in &t.faults {
+                    write!(
+                        f,
+                        "\n  fault        {} on {} from +{:.0} min to +{:.0} min (simulated)",
+                        fault.kind.as_str(),
+                        fault.root_cause_service,
+                        (fault.start_ms - t.start_ms) as f64 / 60_000.0,
+                        (fault.end_ms - t.start_ms) as f64 / 60_000.0,
+                    )?;
+                }
+            }
+            None => {}
+        }
         Ok(())
     }
 }
@@ -223,6 +291,338 @@ pub async fn run_until(
     shutdown: impl Future<Output = ()>,
 ) -> Result<SimReport, SimError> {
     let plan = Plan::new(&opts)?;
+    let start_ms = now_ms();
+    let run_id = format!("sim-{start_ms:x}{:04x}", rand::random::<u16>());
+    let started = Instant::now();
+    match opts.scenario {
+        ScenarioKind::Normal => {
+            let source = NormalSource::new(&opts, &plan, run_id.clone(), started);
+            drive(opts, plan, source, run_id, start_ms, started, shutdown).await
+        }
+        ScenarioKind::Ecommerce => {
+            let source = EcommerceSource {
+                generator: EcommerceGenerator::new(
+                    EcommerceConfig {
+                        run_id: run_id.clone(),
+                        concurrent_sessions: opts.sessions,
+                        ..EcommerceConfig::default()
+                    },
+                    opts.seed,
+                ),
+                pacer: Pacer::new(opts.rate, plan.per_batch as u64, started),
+                scratch: Vec::new(),
+            };
+            drive(opts, plan, source, run_id, start_ms, started, shutdown).await
+        }
+        ScenarioKind::Incidents => {
+            let duration = opts.duration.unwrap_or(DEFAULT_INCIDENTS_DURATION);
+            let sim_start = opts
+                .start_ms
+                .unwrap_or_else(|| incidents_start(start_ms, duration, opts.speed));
+            let scenario = incidents::Scenario::with_config(
+                opts.seed,
+                sim_start,
+                duration,
+                opts.step,
+                IncidentsConfig {
+                    run_id: run_id.clone(),
+                    faults: opts.faults,
+                    ..IncidentsConfig::default()
+                },
+            );
+            let source = IncidentsSource {
+                scenario,
+                speed: opts.speed,
+                started,
+                metrics: Vec::new(),
+                events: Vec::new(),
+            };
+            drive(opts, plan, source, run_id, start_ms, started, shutdown).await
+        }
+    }
+}
+
+/// Where the incidents scenario starts by default: in the past, so that at `speed` the
+/// simulated clock catches up with the wall clock just as the run ends (no timestamp is
+/// ever in the future).
+pub fn incidents_start(now_ms: i64, duration: Duration, speed: f64) -> i64 {
+    let d = duration.as_secs_f64() * 1000.0;
+    let wall = if speed > 0.0 { d / speed } else { 0.0 };
+    now_ms - (d - wall).max(0.0) as i64
+}
+
+/// One request body, ready to go.
+struct Batch {
+    payload: Payload,
+    body: Vec<u8>,
+    items: u64,
+    /// Items that count toward `--count`.
+    counted: u64,
+}
+
+/// The traffic of a run. The driver owns the sockets, the waiting, the concurrency and
+/// the accounting; a source decides what goes out and when it is due.
+trait Source {
+    /// When the next batch of at most `max` counted items is due (now or later), and how
+    /// many it will hold; `None` when the source has nothing more to send.
+    fn schedule(&mut self, max: u64, now: Instant) -> Option<(Instant, u64)>;
+    /// Appends the batches due now: the scheduled one (`n` counted items, possibly split
+    /// by endpoint), then any extra ones owed (metric points for the events sent).
+    fn fill(
+        &mut self,
+        n: u64,
+        now: Instant,
+        now_ms: i64,
+        out: &mut Vec<Batch>,
+    ) -> Result<(), SimError>;
+    /// The extras still owed when production ends (not called after an interruption).
+    fn finish(&mut self, _now_ms: i64, _out: &mut Vec<Batch>) -> Result<(), SimError> {
+        Ok(())
+    }
+    /// What was injected.
+    fn truth(self) -> (Vec<Burst>, Option<GroundTruth>);
+}
+
+/// The original traffic: system events paced to the rate, metric points alongside.
+struct NormalSource {
+    events: EventGenerator,
+    metrics: Option<MetricGenerator>,
+    pacer: Option<Pacer>,
+    per_batch: u64,
+    /// Metric points owed, in tenths.
+    metric_debt: u64,
+    scratch: Vec<u8>,
+}
+
+impl NormalSource {
+    fn new(opts: &SimulateOptions, plan: &Plan, run_id: String, started: Instant) -> Self {
+        let config = GeneratorConfig {
+            run_id,
+            error_rate: opts.error_rate,
+            bursts: if opts.bursts {
+                GeneratorConfig::default().bursts
+            } else {
+                None
+            },
+            ..GeneratorConfig::default()
+        };
+        Self {
+            metrics: opts
+                .metrics
+                .then(|| MetricGenerator::new(&config, opts.seed)),
+            events: EventGenerator::new(config, opts.seed),
+            pacer: Pacer::new(opts.rate, plan.per_batch as u64, started),
+            per_batch: plan.per_batch as u64,
+            metric_debt: 0,
+            scratch: Vec::new(),
+        }
+    }
+}
+
+impl Source for NormalSource {
+    fn schedule(&mut self, max: u64, now: Instant) -> Option<(Instant, u64)> {
+        Some((
+            self.pacer.as_mut().map_or(now, |p| p.reserve(max, now)),
+            max,
+        ))
+    }
+
+    fn fill(
+        &mut self,
+        n: u64,
+        _now: Instant,
+        now_ms: i64,
+        out: &mut Vec<Batch>,
+    ) -> Result<(), SimError> {
+        self.events
+            .write_batch(now_ms, usize::try_from(n).unwrap_or(0), &mut self.scratch)?;
+        out.push(Batch {
+            payload: Payload::Events,
+            body: batch_body(&mut self.scratch),
+            items: n,
+            counted: n,
+        });
+        if let Some(metrics) = self.metrics.as_mut() {
+            self.metric_debt += n;
+            while self.metric_debt / METRICS_PER_EVENT >= self.per_batch {
+                self.metric_debt -= self.per_batch * METRICS_PER_EVENT;
+                let m = usize::try_from(self.per_batch).unwrap_or(0);
+                metrics.write_batch(now_ms, m, &mut self.scratch)?;
+                out.push(Batch {
+                    payload: Payload::Metrics,
+                    body: batch_body(&mut self.scratch),
+                    items: self.per_batch,
+                    counted: 0,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, now_ms: i64, out: &mut Vec<Batch>) -> Result<(), SimError> {
+        let owed = self.metric_debt / METRICS_PER_EVENT;
+        if let Some(metrics) = self.metrics.as_mut()
+            && owed > 0
+        {
+            self.metric_debt = 0;
+            metrics.write_batch(
+                now_ms,
+                usize::try_from(owed).unwrap_or(0),
+                &mut self.scratch,
+            )?;
+            out.push(Batch {
+                payload: Payload::Metrics,
+                body: batch_body(&mut self.scratch),
+                items: owed,
+                counted: 0,
+            });
+        }
+        Ok(())
+    }
+
+    fn truth(self) -> (Vec<Burst>, Option<GroundTruth>) {
+        (self.events.bursts().to_vec(), None)
+    }
+}
+
+/// Shopping records for the topic endpoint, paced to the rate.
+struct EcommerceSource {
+    generator: EcommerceGenerator,
+    pacer: Option<Pacer>,
+    scratch: Vec<u8>,
+}
+
+impl Source for EcommerceSource {
+    fn schedule(&mut self, max: u64, now: Instant) -> Option<(Instant, u64)> {
+        Some((
+            self.pacer.as_mut().map_or(now, |p| p.reserve(max, now)),
+            max,
+        ))
+    }
+
+    fn fill(
+        &mut self,
+        n: u64,
+        _now: Instant,
+        now_ms: i64,
+        out: &mut Vec<Batch>,
+    ) -> Result<(), SimError> {
+        self.generator
+            .write_batch(now_ms, usize::try_from(n).unwrap_or(0), &mut self.scratch)?;
+        out.push(Batch {
+            payload: Payload::Records,
+            body: batch_body(&mut self.scratch),
+            items: n,
+            counted: n,
+        });
+        Ok(())
+    }
+
+    fn truth(self) -> (Vec<Burst>, Option<GroundTruth>) {
+        (
+            Vec::new(),
+            Some(GroundTruth::Ecommerce(self.generator.into_truth())),
+        )
+    }
+}
+
+/// The incidents scenario, released as its simulated clock runs at `speed`.
+struct IncidentsSource {
+    scenario: incidents::Scenario,
+    /// Simulated seconds per wall second; 0: as fast as the node acknowledges.
+    speed: f64,
+    started: Instant,
+    metrics: Vec<u8>,
+    events: Vec<u8>,
+}
+
+impl IncidentsSource {
+    /// The simulated time reached at `now`.
+    fn sim_now(&self, now: Instant) -> i64 {
+        if self.speed > 0.0 {
+            let elapsed = now.saturating_duration_since(self.started).as_secs_f64();
+            self.scenario.start_ms() + (elapsed * self.speed * 1000.0) as i64
+        } else {
+            i64::MAX
+        }
+    }
+}
+
+impl Source for IncidentsSource {
+    fn schedule(&mut self, max: u64, now: Instant) -> Option<(Instant, u64)> {
+        let ts = self.scenario.peek_timestamp()?;
+        let due = if self.speed > 0.0 {
+            let offset = (ts - self.scenario.start_ms()).max(0) as f64 / 1000.0 / self.speed;
+            self.started + Duration::from_secs_f64(offset.min(1e9))
+        } else {
+            now
+        };
+        Some((due, max))
+    }
+
+    fn fill(
+        &mut self,
+        n: u64,
+        now: Instant,
+        _now_ms: i64,
+        out: &mut Vec<Batch>,
+    ) -> Result<(), SimError> {
+        let sim_now = self.sim_now(now);
+        let (mut metrics, mut events) = (0u64, 0u64);
+        self.metrics.clear();
+        self.events.clear();
+        while metrics + events < n {
+            // The first item was due when this batch was scheduled; then whatever else is due.
+            match self.scenario.peek_timestamp() {
+                Some(ts) if ts <= sim_now || metrics + events == 0 => {}
+                _ => break,
+            }
+            let Some(item) = self.scenario.next() else {
+                break;
+            };
+            let (buf, count) = match item {
+                incidents::Item::Metric(_) => (&mut self.metrics, &mut metrics),
+                incidents::Item::Event(_) => (&mut self.events, &mut events),
+            };
+            buf.push(if *count == 0 { b'[' } else { b',' });
+            item.write_json(buf)?;
+            *count += 1;
+        }
+        for (payload, buf, count) in [
+            (Payload::Metrics, &mut self.metrics, metrics),
+            (Payload::Events, &mut self.events, events),
+        ] {
+            if count > 0 {
+                buf.push(b']');
+                out.push(Batch {
+                    payload,
+                    body: batch_body(buf),
+                    items: count,
+                    counted: count,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn truth(self) -> (Vec<Burst>, Option<GroundTruth>) {
+        (
+            Vec::new(),
+            Some(GroundTruth::Incidents(self.scenario.ground_truth().clone())),
+        )
+    }
+}
+
+/// The one sending loop behind every scenario.
+async fn drive<S: Source>(
+    opts: SimulateOptions,
+    plan: Plan,
+    mut source: S,
+    run_id: String,
+    start_ms: i64,
+    started: Instant,
+    shutdown: impl Future<Output = ()>,
+) -> Result<SimReport, SimError> {
     let client = reqwest::Client::builder()
         .http1_only()
         .tcp_nodelay(true)
@@ -231,26 +631,7 @@ pub async fn run_until(
         .timeout(REQUEST_TIMEOUT)
         .user_agent(concat!("sightline-sim/", env!("CARGO_PKG_VERSION")))
         .build()?;
-
-    let start_ms = now_ms();
-    let run_id = format!("sim-{start_ms:x}{:04x}", rand::random::<u16>());
-    let config = GeneratorConfig {
-        run_id: run_id.clone(),
-        error_rate: opts.error_rate,
-        bursts: if opts.bursts {
-            GeneratorConfig::default().bursts
-        } else {
-            None
-        },
-        ..GeneratorConfig::default()
-    };
-    let mut metric_gen = opts
-        .metrics
-        .then(|| MetricGenerator::new(&config, opts.seed));
-    let mut event_gen = EventGenerator::new(config, opts.seed);
-
     let (stop_tx, stop_rx) = watch::channel(false);
-    let started = Instant::now();
     let mut sender = Sender {
         endpoint: Arc::new(plan.endpoint),
         client,
@@ -262,22 +643,21 @@ pub async fn run_until(
         concurrency: plan.concurrency,
     };
     let per_batch = plan.per_batch as u64;
-    let deadline = opts.duration.map(|d| started + d);
-    let mut pacer = Pacer::new(opts.rate, per_batch, started);
-    let mut scratch: Vec<u8> = Vec::new();
-    // Metric points owed, in tenths.
-    let mut metric_debt: u64 = 0;
+    // Simulated-time scenarios end by themselves; --duration is their simulated length.
+    let deadline = match opts.scenario {
+        ScenarioKind::Incidents => None,
+        _ => opts.duration.map(|d| started + d),
+    };
+    let mut produced: u64 = 0;
+    let mut batches: Vec<Batch> = Vec::new();
     let mut interrupted = false;
     tokio::pin!(shutdown);
 
     'produce: loop {
-        let remaining = opts
-            .count
-            .map_or(u64::MAX, |c| c.saturating_sub(sender.tally.sent));
+        let remaining = opts.count.map_or(u64::MAX, |c| c.saturating_sub(produced));
         if remaining == 0 {
             break;
         }
-        let n = remaining.min(per_batch);
         match sender.free_slot(&mut shutdown, deadline).await {
             Some(Stop::Shutdown) => {
                 interrupted = true;
@@ -286,39 +666,28 @@ pub async fn run_until(
             Some(Stop::Deadline) => break,
             None => {}
         }
-        // The tokens for this batch.
-        if let Some(due) = pacer.as_mut().map(|p| p.reserve(n, Instant::now())) {
-            if deadline.is_some_and(|d| due >= d) {
-                break;
-            }
-            loop {
-                tokio::select! {
-                    biased;
-                    () = &mut shutdown => { interrupted = true; break 'produce; }
-                    () = tokio::time::sleep_until(due.into()) => break,
-                    Some(joined) = sender.tasks.join_next(), if !sender.tasks.is_empty() => {
-                        sender.absorb(Some(joined));
-                    }
+        let Some((due, n)) = source.schedule(remaining.min(per_batch), Instant::now()) else {
+            break;
+        };
+        if deadline.is_some_and(|d| due >= d) {
+            break;
+        }
+        while due > Instant::now() {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => { interrupted = true; break 'produce; }
+                () = tokio::time::sleep_until(due.into()) => break,
+                Some(joined) = sender.tasks.join_next(), if !sender.tasks.is_empty() => {
+                    sender.absorb(Some(joined));
                 }
             }
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
-
-        let now = now_ms();
-        event_gen.write_batch(
-            now,
-            usize::try_from(n).unwrap_or(plan.per_batch),
-            &mut scratch,
-        )?;
-        sender.tally.sent += n;
-        sender.progress.set_position(sender.tally.sent);
-        sender.spawn(Payload::Events, batch_body(&mut scratch), n);
-
-        if let Some(metric_gen) = metric_gen.as_mut() {
-            metric_debt += n;
-            while metric_debt / METRICS_PER_EVENT >= per_batch {
+        source.fill(n, Instant::now(), now_ms(), &mut batches)?;
+        for (i, batch) in batches.drain(..).enumerate() {
+            if i > 0 {
                 match sender.free_slot(&mut shutdown, deadline).await {
                     Some(Stop::Shutdown) => {
                         interrupted = true;
@@ -327,26 +696,21 @@ pub async fn run_until(
                     Some(Stop::Deadline) => break 'produce,
                     None => {}
                 }
-                metric_debt -= per_batch * METRICS_PER_EVENT;
-                metric_gen.write_batch(now, plan.per_batch, &mut scratch)?;
-                sender.tally.metrics_sent += per_batch;
-                sender.spawn(Payload::Metrics, batch_body(&mut scratch), per_batch);
             }
+            produced += batch.counted;
+            sender.progress.set_position(produced);
+            sender.spawn(batch);
         }
     }
 
-    // The metric points still owed for the events sent.
-    let owed = metric_debt / METRICS_PER_EVENT;
-    if let Some(metric_gen) = metric_gen.as_mut()
-        && owed > 0
-        && !interrupted
-    {
-        if sender.free_slot(&mut shutdown, None).await.is_some() {
-            interrupted = true;
-        } else {
-            metric_gen.write_batch(now_ms(), usize::try_from(owed).unwrap_or(0), &mut scratch)?;
-            sender.tally.metrics_sent += owed;
-            sender.spawn(Payload::Metrics, batch_body(&mut scratch), owed);
+    if !interrupted {
+        source.finish(now_ms(), &mut batches)?;
+        for batch in batches.drain(..) {
+            if sender.free_slot(&mut shutdown, None).await.is_some() {
+                interrupted = true;
+                break;
+            }
+            sender.spawn(batch);
         }
     }
     if interrupted {
@@ -368,14 +732,22 @@ pub async fn run_until(
     }
     sender.progress.finish_and_clear();
     let elapsed = started.elapsed().as_secs_f64();
-    Ok(sender.tally.report(
+    let (bursts, ground_truth) = source.truth();
+    let mut report = sender.tally.report(
         run_id,
         start_ms,
-        opts.rate,
+        if opts.scenario == ScenarioKind::Incidents {
+            0
+        } else {
+            opts.rate
+        },
         elapsed,
         interrupted,
-        event_gen.bursts().to_vec(),
-    ))
+        bursts,
+    );
+    report.scenario = opts.scenario;
+    report.ground_truth = ground_truth;
+    Ok(report)
 }
 
 /// Why production stopped.
@@ -397,13 +769,17 @@ struct Sender {
 }
 
 impl Sender {
-    fn spawn(&mut self, payload: Payload, body: Vec<u8>, items: u64) {
+    fn spawn(&mut self, batch: Batch) {
+        match batch.payload {
+            Payload::Metrics => self.tally.metrics_sent += batch.items,
+            Payload::Events | Payload::Records => self.tally.sent += batch.items,
+        }
         self.tasks.spawn(deliver(
             self.endpoint.clone(),
             self.client.clone(),
-            payload,
-            body,
-            items,
+            batch.payload,
+            batch.body,
+            batch.items,
             self.stop.clone(),
         ));
     }
@@ -461,6 +837,26 @@ impl Plan {
         if opts.concurrency == 0 {
             return invalid("concurrency must be at least 1".into());
         }
+        if !(opts.speed.is_finite() && opts.speed >= 0.0) {
+            return invalid(format!("speed must be 0 or more, got {}", opts.speed));
+        }
+        if opts.step < Duration::from_secs(1) {
+            return invalid("step must be at least 1 s".into());
+        }
+        if opts.sessions == 0 {
+            return invalid("sessions must be at least 1".into());
+        }
+        if opts.topic.is_empty()
+            || !opts
+                .topic
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return invalid(format!(
+                "topic '{}' must be letters, digits, '.', '_' or '-'",
+                opts.topic
+            ));
+        }
         if !(0.0..=1.0).contains(&opts.error_rate) {
             return invalid(format!(
                 "error_rate must be between 0 and 1, got {}",
@@ -475,7 +871,7 @@ impl Plan {
                 "target '{base}': only http:// targets are supported (this build has no TLS)"
             ));
         }
-        let per_batch = if opts.rate > 0 {
+        let per_batch = if opts.rate > 0 && opts.scenario != ScenarioKind::Incidents {
             let smooth = usize::try_from(opts.rate / MIN_BATCHES_PER_SEC).unwrap_or(usize::MAX);
             smooth.clamp(1, opts.batch_size)
         } else {
@@ -485,6 +881,7 @@ impl Plan {
             endpoint: Endpoint {
                 events: format!("{base}/api/v1/events/batch"),
                 metrics: format!("{base}/api/v1/metrics"),
+                records: format!("{base}/api/v1/topics/{}/records", opts.topic),
                 api_key: opts.api_key.clone(),
             },
             per_batch,
@@ -497,6 +894,7 @@ impl Plan {
 struct Endpoint {
     events: String,
     metrics: String,
+    records: String,
     api_key: Option<String>,
 }
 
@@ -504,6 +902,8 @@ struct Endpoint {
 enum Payload {
     Events,
     Metrics,
+    /// Records for a user topic (`{"key", "value"}` envelopes).
+    Records,
 }
 
 /// The fate of one batch.
@@ -524,7 +924,9 @@ struct Outcome {
 /// The 2xx answer of the batch endpoints; the per-item `results` are not needed here.
 #[derive(serde::Deserialize)]
 struct BatchAnswer {
-    accepted: u64,
+    /// Absent from the topic endpoint's answer: there, 2xx means all were appended.
+    #[serde(default)]
+    accepted: Option<u64>,
     #[serde(default)]
     rejected: u64,
 }
@@ -551,6 +953,7 @@ async fn deliver(
     let url = match payload {
         Payload::Events => &endpoint.events,
         Payload::Metrics => &endpoint.metrics,
+        Payload::Records => &endpoint.records,
     };
     let mut builder = client
         .post(url)
@@ -594,17 +997,25 @@ async fn deliver(
         match status {
             s if s.is_success() => {
                 match serde_json::from_slice::<BatchAnswer>(&answer) {
-                    Ok(a) => {
-                        out.acknowledged = a.accepted.min(items);
-                        out.rejected = a.rejected.min(items - out.acknowledged);
-                        if a.accepted + a.rejected != items {
+                    Ok(BatchAnswer {
+                        accepted: Some(accepted),
+                        rejected,
+                    }) => {
+                        out.acknowledged = accepted.min(items);
+                        out.rejected = rejected.min(items - out.acknowledged);
+                        if accepted + rejected != items {
                             tracing::warn!(
                                 items,
-                                accepted = a.accepted,
-                                rejected = a.rejected,
+                                accepted,
+                                rejected,
                                 "the answer does not account for every item"
                             );
                         }
+                    }
+                    _ if payload == Payload::Records => out.acknowledged = items,
+                    Ok(BatchAnswer { accepted: None, .. }) => {
+                        tracing::warn!(%status, "answer without a count; counting the batch as acknowledged");
+                        out.acknowledged = items;
                     }
                     Err(e) => {
                         // 2xx means durably accepted, whatever the body says.
@@ -632,6 +1043,14 @@ async fn deliver(
                     () = tokio::time::sleep(retry_after) => {}
                     _ = stop.wait_for(|stopped| *stopped) => return out,
                 }
+            }
+            s if payload == Payload::Records && s.is_client_error() => {
+                // The topic endpoint refuses a whole batch with any 4xx but 429.
+                out.rejected = items;
+                out.failed = false;
+                let text = String::from_utf8_lossy(&answer[..answer.len().min(512)]).into_owned();
+                tracing::warn!(%status, url, body = %text, "records rejected");
+                return out;
             }
             _ => {
                 let text = String::from_utf8_lossy(&answer[..answer.len().min(512)]).into_owned();
@@ -736,7 +1155,7 @@ impl Tally {
             }
         };
         match outcome.payload {
-            Payload::Events => {
+            Payload::Events | Payload::Records => {
                 self.acknowledged += outcome.acknowledged;
                 self.rejected += outcome.rejected;
             }
@@ -794,6 +1213,8 @@ impl Tally {
             metrics_rejected: self.metrics_rejected,
             interrupted,
             bursts,
+            scenario: ScenarioKind::Normal,
+            ground_truth: None,
         }
     }
 }

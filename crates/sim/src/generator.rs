@@ -477,7 +477,7 @@ impl BurstSchedule {
     }
 }
 
-fn splitmix64(x: u64) -> u64 {
+pub(crate) fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -493,18 +493,18 @@ fn clamp_rate(r: f64) -> f64 {
 }
 
 /// A standard normal draw (Box–Muller).
-fn normal(rng: &mut StdRng) -> f64 {
+pub(crate) fn normal(rng: &mut StdRng) -> f64 {
     let u1: f64 = 1.0 - rng.random::<f64>(); // (0, 1]
     let u2: f64 = rng.random::<f64>();
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
 /// A log-normal draw with the given median.
-fn lognormal(rng: &mut StdRng, median: f64, sigma: f64) -> f64 {
+pub(crate) fn lognormal(rng: &mut StdRng, median: f64, sigma: f64) -> f64 {
     median * (sigma * normal(rng)).exp()
 }
 
-fn pick<T: Copy>(rng: &mut StdRng, items: &[T]) -> T {
+pub(crate) fn pick<T: Copy>(rng: &mut StdRng, items: &[T]) -> T {
     items[rng.random_range(0..items.len())]
 }
 

@@ -8,7 +8,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -214,6 +214,7 @@ fn options(target: String) -> SimulateOptions {
         seed: 7,
         api_key: Some(API_KEY.to_owned()),
         progress: false,
+        ..SimulateOptions::default()
     }
 }
 
@@ -433,4 +434,233 @@ async fn bad_options_are_refused_before_sending() {
     .await
     .unwrap_err();
     assert!(err.to_string().contains("only http://"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenarios
+
+/// What the stand-in topic endpoint saw.
+#[derive(Debug, Default)]
+struct TopicLog {
+    /// (topic, content type, authorized) of every request.
+    requests: Vec<(String, String, bool)>,
+    /// Bodies of the requests answered 200 or 400 (not the 503'd one).
+    bodies: Vec<Vec<serde_json::Value>>,
+}
+
+/// `POST /api/v1/topics/{topic}/records`: 503 on the first request, 400 on the third,
+/// 200 otherwise (with a body that carries no count, as the real endpoint's may not).
+async fn records(
+    State(log): State<Arc<Mutex<TopicLog>>>,
+    axum::extract::Path(topic): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut log = log.lock().unwrap();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    log.requests
+        .push((topic, content_type, authorized(&headers)));
+    match log.requests.len() {
+        1 => {
+            let mut resp = problem(StatusCode::SERVICE_UNAVAILABLE, "busy");
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, "0".parse().unwrap());
+            resp
+        }
+        n => {
+            log.bodies.push(serde_json::from_slice(&body).unwrap());
+            if n == 3 {
+                problem(StatusCode::BAD_REQUEST, "no such field")
+            } else {
+                (StatusCode::OK, json!({"appended": true}).to_string()).into_response()
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn ecommerce_records_go_to_the_topic_endpoint_as_keyed_envelopes() {
+    let log = Arc::new(Mutex::new(TopicLog::default()));
+    let app = Router::new()
+        .route("/api/v1/topics/{topic}/records", post(records))
+        .with_state(log.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let report = bounded(async {
+        run_until(
+            SimulateOptions {
+                scenario: sightline_sim::ScenarioKind::Ecommerce,
+                count: Some(2_000),
+                batch_size: 100,
+                concurrency: 1,
+                sessions: 50,
+                ..options(format!("http://{addr}"))
+            },
+            std::future::pending(),
+        )
+        .await
+        .unwrap()
+    })
+    .await;
+    assert_accounted(&report);
+    assert_eq!(report.sent, 2_000);
+    assert_eq!(report.retries, 1);
+    assert_eq!(
+        report.rejected, 100,
+        "the 400'd batch is a counted rejection"
+    );
+    assert_eq!(report.acknowledged, 1_900);
+    assert_eq!(report.failed_requests, 0);
+    assert_eq!(report.requests, 21);
+
+    let log = log.lock().unwrap();
+    assert_eq!(log.requests.len(), 21);
+    for (topic, content_type, authorized) in &log.requests {
+        assert_eq!(topic, "ecommerce.events");
+        assert_eq!(content_type, "application/json");
+        assert!(authorized);
+    }
+    let truth = match report.ground_truth.as_ref().unwrap() {
+        sightline_sim::GroundTruth::Ecommerce(t) => t,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(truth.records, 2_000);
+    let mut per_session: HashMap<String, (u64, f64, u64, String)> = HashMap::new();
+    let mut ids = HashSet::new();
+    for envelope in log.bodies.iter().flatten() {
+        let obj = envelope.as_object().unwrap();
+        assert_eq!(
+            obj.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["key", "value"]
+        );
+        let v = &envelope["value"];
+        assert_eq!(envelope["key"], v["session_id"]);
+        assert!(v["event_id"].as_str().unwrap().starts_with(&report.run_id));
+        assert!(ids.insert(v["event_id"].as_str().unwrap().to_owned()));
+        let s = per_session
+            .entry(v["session_id"].as_str().unwrap().to_owned())
+            .or_default();
+        s.0 += 1;
+        s.1 = s.1.max(v["cart_total"].as_f64().unwrap());
+        s.2 += u64::from(v["event_type"] == "purchase");
+        s.3 = v["user_id"].as_str().unwrap().to_owned();
+    }
+    assert_eq!(ids.len(), 2_000);
+    assert_eq!(per_session.len(), truth.sessions.len());
+    for (id, (count, cart, purchases, user)) in &per_session {
+        let t = &truth.sessions[id];
+        assert_eq!(
+            (t.events_count, t.cart_value, t.purchase_count, &t.user_id),
+            (*count, *cart, *purchases, user)
+        );
+    }
+}
+
+#[derive(Debug, Default)]
+struct Collected {
+    metrics: Vec<serde_json::Value>,
+    events: Vec<serde_json::Value>,
+}
+
+async fn collect_metrics(State(c): State<Arc<Mutex<Collected>>>, body: Bytes) -> Response {
+    let items: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap();
+    let n = items.len();
+    c.lock().unwrap().metrics.extend(items);
+    (
+        StatusCode::ACCEPTED,
+        json!({"accepted": n, "rejected": 0}).to_string(),
+    )
+        .into_response()
+}
+
+async fn collect_events(State(c): State<Arc<Mutex<Collected>>>, body: Bytes) -> Response {
+    let items: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap();
+    let n = items.len();
+    c.lock().unwrap().events.extend(items);
+    (
+        StatusCode::ACCEPTED,
+        json!({"accepted": n, "rejected": 0}).to_string(),
+    )
+        .into_response()
+}
+
+#[tokio::test]
+async fn the_incidents_scenario_is_sent_whole_in_simulated_time() {
+    let collected = Arc::new(Mutex::new(Collected::default()));
+    let app = Router::new()
+        .route("/api/v1/metrics", post(collect_metrics))
+        .route("/api/v1/events/batch", post(collect_events))
+        .with_state(collected.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let start = 1_700_000_000_000;
+    let opts = |speed: f64, minutes: u64| SimulateOptions {
+        scenario: sightline_sim::ScenarioKind::Incidents,
+        speed,
+        duration: Some(Duration::from_secs(minutes * 60)),
+        start_ms: Some(start),
+        faults: Some(1),
+        concurrency: 1,
+        ..options(format!("http://{addr}"))
+    };
+
+    // As fast as the server acknowledges: everything the iterator yields arrives, in order.
+    let report = bounded(async { run(opts(0.0, 30)).await.unwrap() }).await;
+    assert_accounted(&report);
+    let expected: Vec<_> = sightline_sim::scenario::incidents::Scenario::with_config(
+        7,
+        start,
+        Duration::from_secs(1800),
+        Duration::from_secs(10),
+        sightline_sim::scenario::incidents::IncidentsConfig {
+            faults: Some(1),
+            ..Default::default()
+        },
+    )
+    .map(|i| i.to_json())
+    .collect();
+    let (want_metrics, want_events): (Vec<_>, Vec<_>) = expected
+        .into_iter()
+        .partition(|v| v.get("metric_type").is_some());
+    {
+        let c = collected.lock().unwrap();
+        assert_eq!(c.metrics.len(), 180 * 13 * 5);
+        assert_eq!(c.metrics, want_metrics);
+        assert_eq!(c.events.len(), want_events.len());
+        for (got, want) in c.events.iter().zip(&want_events) {
+            // Identical but for the run's own id prefix.
+            assert_eq!(got["details"], want["details"]);
+            assert_eq!(got["timestamp"], want["timestamp"]);
+            assert!(
+                got["event_id"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&report.run_id)
+            );
+        }
+    }
+    assert_eq!(report.metrics_sent, 180 * 65);
+    assert_eq!(report.metrics_acknowledged, report.metrics_sent);
+    assert_eq!(report.sent, want_events.len() as u64);
+    assert_eq!(report.acknowledged, report.sent);
+    match report.ground_truth.as_ref().unwrap() {
+        sightline_sim::GroundTruth::Incidents(t) => {
+            assert_eq!((t.start_ms, t.end_ms), (start, start + 1_800_000));
+            assert_eq!(t.faults.len(), 1);
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Paced: 10 simulated minutes at 600× take about a second.
+    let report = bounded(async { run(opts(600.0, 10)).await.unwrap() }).await;
+    assert_accounted(&report);
+    assert_eq!(report.metrics_sent, 60 * 65);
+    assert!(report.elapsed_secs > 0.8, "{}", report.elapsed_secs);
 }
