@@ -38,8 +38,10 @@ async fn posted_metrics_roll_up_into_exact_one_minute_windows() {
         c.stream.checkpoint_interval_ms = 100;
         c.stream.max_out_of_orderness_ms = 1_000;
         c.stream.grace_ms = 0;
-        // Event time alone closes the windows: a later point is posted below.
-        c.stream.idle_timeout_ms = 0;
+        // All points are one service's, so they land on one of metrics.raw's partitions:
+        // the others deliver nothing and must go idle before any window can close. Then
+        // event time closes the windows: a later point is posted below.
+        c.stream.idle_timeout_ms = 300;
     })
     .await;
     let base = base_ms();

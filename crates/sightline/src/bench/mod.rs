@@ -7,6 +7,7 @@ mod http;
 mod ingest;
 mod nab;
 mod node;
+mod sql;
 mod sql_crash;
 
 use std::process::ExitCode;
@@ -21,6 +22,9 @@ pub enum BenchCommand {
     /// Crash safety: kill -9 a node repeatedly while clients ingest, then prove every
     /// acknowledged event is stored exactly once.
     Crash(crash::CrashArgs),
+    /// Continuous SQL end to end: throughput with the rollups and three queries running,
+    /// and the latency from posting a record to its `EMIT CHANGES` row on a WebSocket.
+    Sql(sql::SqlArgs),
     /// Crash equivalence of continuous SQL: kill -9 the node while it runs several
     /// windowed queries, then prove the tables equal an uninterrupted run's, no row twice.
     SqlCrash(sql_crash::SqlCrashArgs),
@@ -32,6 +36,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Ingest(args) => ingest::run(args).await,
         BenchCommand::Crash(args) => crash::run(args).await,
+        BenchCommand::Sql(args) => sql::run(args).await,
         BenchCommand::SqlCrash(args) => sql_crash::run(args).await,
         BenchCommand::Nab(args) => nab::run(args).await,
     }
