@@ -6,7 +6,8 @@
 //! A wiring layer feeds it anomalies and `system-events` from the log with the current
 //! time, publishes its [`Output`]s (`Opened` on `incidents.detected`, `Updated` on
 //! `incidents.updated`, `Correlated` into `event_correlations`), and checkpoints its
-//! [`CorrelatorState`] with the log positions it reflects.
+//! [`CorrelatorState`] with the log positions it reflects: that layer is
+//! [`runner::run_correlation`], the only part of the crate that does I/O.
 //!
 //! # The rules, in the order a signal meets them
 //!
@@ -99,6 +100,7 @@ mod correlator;
 pub mod describe;
 mod error;
 mod output;
+pub mod runner;
 mod silence;
 mod state;
 

@@ -1,5 +1,6 @@
-//! The crate's one error type: detector configuration that cannot run, and NAB corpus
-//! input that cannot be read.
+//! The crate's one error type: detector configuration that cannot run, NAB corpus
+//! input that cannot be read, and the I/O failures of the detection runner (event log,
+//! store, checkpoints).
 
 use std::path::PathBuf;
 
@@ -17,6 +18,18 @@ pub enum DetectError {
         /// What is wrong, with the line where it applies.
         reason: String,
     },
+    /// The event log failed (reading, appending or committing) in the detection runner.
+    #[error("event log: {0}")]
+    Log(#[from] sightline_log::LogError),
+    /// The store failed in the detection runner.
+    #[error("store: {0}")]
+    Store(#[from] sightline_store::StoreError),
+    /// Saving or loading the detection runner's checkpoint failed.
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[from] sightline_stream::StreamError),
+    /// Encoding the runner's checkpoint or an output record failed.
+    #[error("cannot encode: {0}")]
+    Encode(String),
     /// File-system failure.
     #[error("I/O error on {path}: {source}")]
     Io {

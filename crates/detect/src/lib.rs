@@ -24,6 +24,8 @@
 //! and turns anomalous verdicts into [`sightline_model::Anomaly`]s with deterministic ids
 //! and a one-line explanation ([`report`]). [`nab`] runs the default ensemble over the
 //! Numenta Anomaly Benchmark with NAB's scoring (`sightline bench nab`).
+//! [`runner::run_detection`] drives all of it from the event log (`metrics.raw` +
+//! `system-events` → `anomalies` and the store), checkpointed and effectively once.
 //!
 //! ```
 //! use sightline_detect::{DetectConfig, SeriesDetectors};
@@ -63,6 +65,7 @@ pub mod nab;
 pub mod new_pattern;
 pub mod registry;
 pub mod report;
+pub mod runner;
 pub mod seasonal;
 pub mod stats;
 pub mod threshold;

@@ -10,6 +10,8 @@ pub const METRICS_RAW_LATE: &str = "metrics.raw.late";
 pub const SYSTEM_EVENTS_LATE: &str = "system-events.late";
 /// Windowed metric rollups.
 pub const METRICS_AGGREGATED: &str = "metrics.aggregated";
+/// Anomalies raised by the detectors (JSON [`crate::Anomaly`], key = service name).
+pub const ANOMALIES: &str = "anomalies";
 /// Newly detected incidents.
 pub const INCIDENTS_DETECTED: &str = "incidents.detected";
 /// Changes to existing incidents.
@@ -54,6 +56,11 @@ pub const BUILTIN: &[BuiltinTopic] = &[
     },
     BuiltinTopic {
         name: METRICS_AGGREGATED,
+        partitions: 4,
+        retention_ms: 30 * DAY_MS,
+    },
+    BuiltinTopic {
+        name: ANOMALIES,
         partitions: 4,
         retention_ms: 30 * DAY_MS,
     },
