@@ -41,6 +41,10 @@ pub struct NodeConfig {
     pub sources: SourcesConfig,
     /// Stream engine: built-in metric rollups and event counters.
     pub stream: StreamConfig,
+    /// Anomaly detection on metrics and error events, run by processing nodes.
+    pub detect: DetectSection,
+    /// Correlation of anomalies and events into incidents, run by processing nodes.
+    pub correlate: CorrelateSection,
     /// Log output.
     pub telemetry: TelemetryConfig,
 }
@@ -208,6 +212,47 @@ impl Default for StreamConfig {
     }
 }
 
+/// `[detect]`: which detectors watch which series.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectSection {
+    /// Run the detection runner (`metrics.raw` + `system-events` → `anomalies`).
+    pub enabled: bool,
+    /// Detectors per series (default: the ensemble everywhere).
+    pub detectors: sightline_detect::DetectConfig,
+    /// Width of the error-event count windows the event-rate detector judges, ms.
+    pub event_rate_window_ms: i64,
+}
+
+impl Default for DetectSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            detectors: sightline_detect::DetectConfig::default(),
+            event_rate_window_ms: 60_000,
+        }
+    }
+}
+
+/// `[correlate]`: how anomalies and events become incidents.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorrelateSection {
+    /// Run the correlation runner (`anomalies` + `system-events` → incidents).
+    pub enabled: bool,
+    /// Grouping, timing, inhibition, flapping and severity rules.
+    pub rules: sightline_correlate::CorrelatorConfig,
+}
+
+impl Default for CorrelateSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            rules: sightline_correlate::CorrelatorConfig::default(),
+        }
+    }
+}
+
 /// Logging settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -232,6 +277,8 @@ impl Default for NodeConfig {
             cache: CacheConfig::default(),
             sources: SourcesConfig::default(),
             stream: StreamConfig::default(),
+            detect: DetectSection::default(),
+            correlate: CorrelateSection::default(),
             telemetry: TelemetryConfig::default(),
         }
     }
@@ -325,6 +372,17 @@ impl NodeConfig {
         if self.auth.webhooks.secrets.len() + self.auth.webhooks.secret_files.len() > 2 {
             return Err("auth.webhooks: at most two active secrets (current and next)".into());
         }
+        self.detect
+            .detectors
+            .validate()
+            .map_err(|e| format!("detect.detectors: {e}"))?;
+        if self.detect.event_rate_window_ms <= 0 {
+            return Err("detect.event_rate_window_ms must be positive".into());
+        }
+        self.correlate
+            .rules
+            .validate()
+            .map_err(|e| format!("correlate.rules: {e}"))?;
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, msg)) => Err((*msg).to_owned()),
             None => self

@@ -35,8 +35,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::{
-    CacheConfig, CacheKind, EventLogConfig, LogKind, NodeConfig, Role, StoreConfig, StoreKind,
-    StreamConfig, TelemetryConfig,
+    CacheConfig, CacheKind, CorrelateSection, DetectSection, EventLogConfig, LogKind, NodeConfig,
+    Role, StoreConfig, StoreKind, StreamConfig, TelemetryConfig,
 };
 
 use sightline_auth::Auth;
@@ -177,6 +177,53 @@ impl Node {
                 );
                 threads.push(on_own_thread("sightline-queries", move || {
                     queries::supervise(log, store, checkpoints, query_config, changed, stopped)
+                })?);
+            }
+            if config.detect.enabled {
+                let checkpoints = checkpoint_store(&config)?;
+                let detect_config = sightline_detect::runner::DetectionRunnerConfig {
+                    detect: config.detect.detectors.clone(),
+                    event_rate_window_ms: config.detect.event_rate_window_ms,
+                    codec: Some(codec.clone()),
+                    checkpoint_interval: std::time::Duration::from_millis(
+                        config.stream.checkpoint_interval_ms,
+                    ),
+                    ..Default::default()
+                };
+                let (log, store, stopped) = (log.clone(), store.clone(), stop.subscribe());
+                threads.push(on_own_thread("sightline-detect", move || {
+                    supervised("detection runner".into(), stopped, move |until_stopped| {
+                        sightline_detect::runner::run_detection(
+                            log.clone(),
+                            store.clone(),
+                            checkpoints.clone(),
+                            detect_config.clone(),
+                            until_stopped,
+                        )
+                    })
+                })?);
+            }
+            if config.correlate.enabled {
+                let checkpoints = checkpoint_store(&config)?;
+                let correlate_config = sightline_correlate::runner::CorrelationRunnerConfig {
+                    correlator: config.correlate.rules.clone(),
+                    codec: Some(codec.clone()),
+                    checkpoint_interval: std::time::Duration::from_millis(
+                        config.stream.checkpoint_interval_ms,
+                    ),
+                    ..Default::default()
+                };
+                let (log, store, stopped) = (log.clone(), store.clone(), stop.subscribe());
+                threads.push(on_own_thread("sightline-correlate", move || {
+                    supervised("correlation runner".into(), stopped, move |until_stopped| {
+                        sightline_correlate::runner::run_correlation(
+                            log.clone(),
+                            store.clone(),
+                            checkpoints.clone(),
+                            correlate_config.clone(),
+                            until_stopped,
+                        )
+                    })
                 })?);
             }
             let sink_config = sink::SinkConfig {
