@@ -12,9 +12,7 @@ use common::TestApp;
 use serde_json::{Value, json};
 
 async fn send(app: &TestApp, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = app
-        .client
-        .request(method.parse().unwrap(), app.url(path));
+    let mut req = app.client.request(method.parse().unwrap(), app.url(path));
     if let Some(body) = body {
         req = req.json(&body);
     }
@@ -121,7 +119,13 @@ async fn incidents_are_created_listed_paginated_and_moved_through_their_lifecycl
     assert_eq!(at_least_high.len(), 17);
     let payments = all_ids(&app, "/api/v1/incidents", "service=payments", 10).await;
     assert_eq!(payments.len(), 8);
-    let open = all_ids(&app, "/api/v1/incidents", "status=open,acknowledged&hours=1", 7).await;
+    let open = all_ids(
+        &app,
+        "/api/v1/incidents",
+        "status=open,acknowledged&hours=1",
+        7,
+    )
+    .await;
     assert_eq!(open.len(), 25);
 
     // Bad filters name the parameter.
@@ -291,8 +295,10 @@ async fn incidents_are_created_listed_paginated_and_moved_through_their_lifecycl
         &app,
         "POST",
         "/api/incidents",
-        Some(json!({"title": "via alias", "severity": "medium", "service_name": "db",
-                    "affected_services": ["db", "api"], "assignee": "bob"})),
+        Some(
+            json!({"title": "via alias", "severity": "medium", "service_name": "db",
+                    "affected_services": ["db", "api"], "assignee": "bob"}),
+        ),
     )
     .await;
     assert_eq!(status, 201, "{body}");
@@ -304,7 +310,13 @@ async fn incidents_are_created_listed_paginated_and_moved_through_their_lifecycl
     assert_eq!(topic_records(&app, "incidents.updated").await, 2);
 
     // The detection pipeline is not wired here: empty lists, 200.
-    let (status, body) = send(&app, "GET", "/api/v1/anomalies?service=checkout&hours=24", None).await;
+    let (status, body) = send(
+        &app,
+        "GET",
+        "/api/v1/anomalies?service=checkout&hours=24",
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["items"], json!([]));
     let (status, body) = send(&app, "GET", "/api/v1/anomalies?hours=-1", None).await;
@@ -466,10 +478,7 @@ async fn topology_is_versioned_and_validated() {
     ] {
         let (status, problem) = send(&app, "PUT", "/api/v1/topology", Some(bad.clone())).await;
         assert_eq!(status, code, "{bad}: {problem}");
-        assert!(
-            field_of(&problem).starts_with(field),
-            "{bad}: {problem}"
-        );
+        assert!(field_of(&problem).starts_with(field), "{bad}: {problem}");
     }
     // Refused puts change nothing.
     let (_, body) = send(&app, "GET", "/api/v1/topology", None).await;

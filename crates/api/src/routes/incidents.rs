@@ -16,8 +16,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use sightline_auth::{Actor, Principal};
 use sightline_log::Record;
 use sightline_model::{
-    Correlation, Event, Incident, IncidentStatus, Severity, TimelineEntry, ValidationError,
-    topics,
+    Correlation, Event, Incident, IncidentStatus, Severity, TimelineEntry, ValidationError, topics,
 };
 use sightline_store::{
     AnomalyQuery, IncidentPatch, IncidentQuery, MAX_CORRELATIONS, MAX_PAGE, StoredAnomaly,
@@ -251,10 +250,7 @@ fn name(field: &str, raw: &str) -> Result<String, ApiError> {
         return Err(invalid(field, "must not be empty"));
     }
     if v.chars().count() > MAX_NAME {
-        return Err(invalid(
-            field,
-            format!("longer than {MAX_NAME} characters"),
-        ));
+        return Err(invalid(field, format!("longer than {MAX_NAME} characters")));
     }
     if v.chars().any(char::is_control) {
         return Err(invalid(field, "contains control characters"));
@@ -402,17 +398,19 @@ async fn update(
         None => None,
         Some(None) => Some(None),
         Some(Some(a)) => Some(Some(name("assignee", &a).map_err(|e| match e {
-            ApiError::Invalid(v) if v.reason == "must not be empty" => invalid(
-                "assignee",
-                "must not be empty: send null to unassign",
-            ),
+            ApiError::Invalid(v) if v.reason == "must not be empty" => {
+                invalid("assignee", "must not be empty: send null to unassign")
+            }
             other => other,
         })?)),
     };
     let note = match change.note {
         Some(n) if n.trim().is_empty() => return Err(invalid("note", "must not be empty")),
         Some(n) if n.chars().count() > MAX_NOTE => {
-            return Err(invalid("note", format!("longer than {MAX_NOTE} characters")));
+            return Err(invalid(
+                "note",
+                format!("longer than {MAX_NOTE} characters"),
+            ));
         }
         other => other.map(|n| n.trim().to_owned()),
     };
