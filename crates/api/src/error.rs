@@ -19,6 +19,9 @@ pub enum ApiError {
     /// A query parameter is invalid (400).
     #[error("{0}")]
     BadParameter(ValidationError),
+    /// A field of the body is well-formed but not acceptable (422), with which and why.
+    #[error("{0}")]
+    Invalid(ValidationError),
     /// Items failed validation (422), each with its index, field and reason.
     #[error("{} item(s) rejected", .0.rejected)]
     Rejected(BatchReport),
@@ -95,6 +98,11 @@ impl ApiError {
                 "invalid-parameter",
                 "Invalid query parameter",
             ),
+            ApiError::Invalid(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation-failed",
+                "Validation failed",
+            ),
             ApiError::Rejected(_) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "validation-failed",
@@ -157,7 +165,7 @@ impl IntoResponse for ApiError {
             _ => None,
         };
         let detail = match &self {
-            ApiError::Malformed(e) | ApiError::BadParameter(e) => {
+            ApiError::Malformed(e) | ApiError::BadParameter(e) | ApiError::Invalid(e) => {
                 errors.push(ItemError {
                     index: None,
                     field: e.field.clone(),
@@ -293,6 +301,18 @@ impl From<sightline_store::StoreError> for ApiError {
                 ))
             }
             sightline_store::StoreError::Conflict(what) => ApiError::Conflict(what),
+            sightline_store::StoreError::NotFound(what) => {
+                ApiError::NotFound(format!("{what} not found"))
+            }
+            sightline_store::StoreError::InvalidTransition { id, from, to } => {
+                ApiError::Conflict(format!(
+                    "incident '{id}' cannot go from {from} to {to}: allowed are open → \
+                     acknowledged, open → resolved, acknowledged → resolved and resolved → open"
+                ))
+            }
+            sightline_store::StoreError::InvalidData(reason) => {
+                ApiError::Invalid(ValidationError::new("$", reason))
+            }
             sightline_store::StoreError::InvalidQuery(reason) => {
                 ApiError::BadParameter(ValidationError::new("query", reason))
             }

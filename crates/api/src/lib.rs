@@ -19,6 +19,12 @@
 //! | `GET /api/v1/events/analytics` | counts per group and time bucket |
 //! | `GET /api/v1/metrics` | raw metric points |
 //! | `GET /api/v1/metrics/live` (alias `/api/metrics/live`) | a service's newest 100 points, from the cache (store fallback) |
+//! | `GET/POST /api/v1/incidents` (alias `/api/incidents`) | incidents: filtered, keyset-paginated list; manual creation |
+//! | `GET/PATCH /api/v1/incidents/{id}` (alias `/api/incidents/{id}`) | one incident with its evidence; status, assignee, notes |
+//! | `GET /api/v1/incidents/stats` | incidents per status |
+//! | `GET /api/v1/anomalies`, `GET /api/v1/events/{id}/correlations` | detector output and correlations |
+//! | `GET/POST /api/v1/silences`, `DELETE /api/v1/silences/{id}` | silences (maintenance windows) |
+//! | `GET/PUT /api/v1/topology` | the service dependency graph |
 //! | `GET /health`, `/ready`, `/metrics` | liveness, readiness, Prometheus |
 //! | `POST /api/v1/auth/{login,refresh,logout,bootstrap,password}`, `GET /api/v1/auth/me` | sessions |
 //! | `GET/POST /api/v1/users`, `PATCH /api/v1/users/{username}` | users (admin) |
@@ -124,7 +130,10 @@ pub fn routes(role: Role) -> Routes {
             .merge(routes::events::routes())
             .merge(routes::metrics::routes())
             .merge(routes::topics::query_routes())
-            .merge(routes::queries::routes());
+            .merge(routes::queries::routes())
+            .merge(routes::incidents::routes())
+            .merge(routes::silences::routes())
+            .merge(routes::topology::routes());
     }
     api
 }

@@ -7,12 +7,15 @@
 pub mod admin;
 pub mod auth;
 pub mod events;
+pub mod incidents;
 pub mod ingest;
 pub mod metrics;
 pub mod ops;
 mod params;
 pub mod queries;
+pub mod silences;
 pub mod topics;
+pub mod topology;
 
 use axum::Router;
 use axum::handler::Handler;
@@ -54,6 +57,10 @@ impl Routes {
         h: H,
     ) -> Self {
         self.add(Method::POST, path, h)
+    }
+
+    pub(crate) fn put<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, h: H) -> Self {
+        self.add(Method::PUT, path, h)
     }
 
     pub(crate) fn patch<H: Handler<T, AppState>, T: 'static>(
