@@ -58,8 +58,7 @@ use sightline_store::Store;
 pub use error::ApiError;
 pub use node::{
     CacheConfig, CacheKind, CorrelateSection, DetectSection, EventLogConfig, LogKind, Node,
-    NodeConfig, NodeError, Role, StoreConfig, StoreKind, StreamConfig, TelemetryConfig,
-    open_store,
+    NodeConfig, NodeError, Role, StoreConfig, StoreKind, StreamConfig, TelemetryConfig, open_store,
 };
 pub use routes::Routes;
 pub use tls::TlsConfig;

@@ -20,7 +20,11 @@ fn default_detector_scores_at_least_70_on_nab_standard() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     let standard = report["standard"]["score"].as_f64().unwrap();
     assert!(standard >= 70.0, "NAB standard score {standard}: {report}");

@@ -161,7 +161,11 @@ pub async fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
         .json(&json!({ "sql": SQL }))
         .send()
         .await?;
-    anyhow::ensure!(res.status().is_success(), "creating the queries: {}", res.text().await?);
+    anyhow::ensure!(
+        res.status().is_success(),
+        "creating the queries: {}",
+        res.text().await?
+    );
 
     // Throughput: four clients post batches of 2,000 as fast as they are acknowledged.
     let started = Instant::now();
@@ -220,7 +224,11 @@ pub async fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
     let mut sent = 0;
     while Instant::now() < until {
         tick.tick().await;
-        let (client, base, body) = (client.clone(), base.clone(), batch(sent, per_tick, args.keys));
+        let (client, base, body) = (
+            client.clone(),
+            base.clone(),
+            batch(sent, per_tick, args.keys),
+        );
         tokio::spawn(async move { post(&client, &base, &body).await });
         sent += per_tick;
     }
