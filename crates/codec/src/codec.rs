@@ -279,3 +279,22 @@ impl Codec {
         missing
     }
 }
+
+/// Reads a system event from a log record value: Avro in the Confluent wire format when a
+/// codec is given and the value is framed so, JSON otherwise. The error says what failed.
+pub fn read_event(value: &[u8], codec: Option<&Codec>) -> Result<Event, String> {
+    match codec.filter(|_| Codec::schema_id(value).is_some()) {
+        Some(codec) => codec.decode_event(value).map_err(|e| e.to_string()),
+        None => serde_json::from_slice(value).map_err(|e| e.to_string()),
+    }
+    .map_err(|e| format!("not a system event: {e}"))
+}
+
+/// Reads a metric point from a log record value, like [`read_event`].
+pub fn read_metric(value: &[u8], codec: Option<&Codec>) -> Result<Metric, String> {
+    match codec.filter(|_| Codec::schema_id(value).is_some()) {
+        Some(codec) => codec.decode_metric(value).map_err(|e| e.to_string()),
+        None => serde_json::from_slice(value).map_err(|e| e.to_string()),
+    }
+    .map_err(|e| format!("not a metric point: {e}"))
+}

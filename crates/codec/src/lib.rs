@@ -80,6 +80,6 @@ mod registry;
 mod wire;
 
 pub use avro::RecordKind;
-pub use codec::Codec;
+pub use codec::{Codec, read_event, read_metric};
 pub use config::{CodecConfig, RegistryConfig, SubjectStrategy, ValueFormat};
 pub use error::{CodecError, RegistryTarget};

@@ -56,9 +56,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use sightline_codec::Codec;
-use sightline_log::{Delivered, EventLog, Position, Record, Subscription, TopicConfig};
-use sightline_model::{Anomaly, Correlation, Event, Incident, Silence, Topology, topics};
+use sightline_codec::{Codec, read_event};
+use sightline_log::{Delivered, EventLog, Position, Record, Subscription};
+use sightline_model::{Anomaly, Correlation, Incident, Silence, Topology, topics};
 use sightline_store::Store;
 use sightline_stream::{CheckpointStore, SourcePositions};
 
@@ -189,7 +189,16 @@ pub async fn run_correlation(
 ) -> Result<(), RunnerError> {
     let mut shutdown = std::pin::pin!(shutdown);
     config.correlator.validate()?;
-    ensure_topics(log.as_ref()).await?;
+    sightline_stream::runner::ensure_builtin_topics(
+        log.as_ref(),
+        &[
+            topics::ANOMALIES,
+            topics::SYSTEM_EVENTS,
+            topics::INCIDENTS_UPDATED,
+            topics::INCIDENTS_DETECTED,
+        ],
+    )
+    .await?;
     let topology = loop {
         match store.get_topology().await {
             Ok(t) => break t.map(|t| t.topology).unwrap_or_default(),
@@ -281,29 +290,6 @@ pub async fn run_correlation(
         checkpoint(&correlator, &positions, checkpoints.as_ref(), sub.as_mut()).await?;
     }
     tracing::info!("correlation runner stopped");
-    Ok(())
-}
-
-/// Creates the input and output topics that are missing, with their built-in defaults.
-async fn ensure_topics(log: &dyn EventLog) -> Result<(), RunnerError> {
-    let existing: Vec<String> = log.stats().await?.into_iter().map(|t| t.name).collect();
-    for name in [
-        topics::ANOMALIES,
-        topics::SYSTEM_EVENTS,
-        topics::INCIDENTS_UPDATED,
-        topics::INCIDENTS_DETECTED,
-    ] {
-        if existing.iter().any(|n| n == name) {
-            continue;
-        }
-        let builtin = topics::BUILTIN.iter().find(|t| t.name == name);
-        let config = TopicConfig {
-            partitions: builtin.map_or(1, |t| t.partitions),
-            retention_ms: builtin.map(|t| t.retention_ms),
-            retention_bytes: None,
-        };
-        log.create_topic(name, config).await?;
-    }
     Ok(())
 }
 
@@ -464,7 +450,7 @@ async fn process(
                 Ok(a) => out.extend(correlator.on_anomaly(&a, now)),
                 Err(e) => reject(d, &format!("not an anomaly: {e}")),
             },
-            topics::SYSTEM_EVENTS => match decode_event(d, config.codec.as_ref()) {
+            topics::SYSTEM_EVENTS => match read_event(&d.record.value, config.codec.as_ref()) {
                 Ok(e) => out.extend(correlator.on_event(&e, now)),
                 Err(reason) => reject(d, &reason),
             },
@@ -629,13 +615,4 @@ async fn write(
 /// an event.
 fn is_anomaly_id(id: &str) -> bool {
     id.starts_with("an-")
-}
-
-fn decode_event(d: &Delivered, codec: Option<&Codec>) -> Result<Event, String> {
-    let value = &d.record.value;
-    match codec.filter(|_| Codec::schema_id(value).is_some()) {
-        Some(codec) => codec.decode_event(value).map_err(|e| e.to_string()),
-        None => serde_json::from_slice(value).map_err(|e| e.to_string()),
-    }
-    .map_err(|e| format!("not a system event: {e}"))
 }

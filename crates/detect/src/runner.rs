@@ -68,9 +68,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use sightline_codec::Codec;
-use sightline_log::{Delivered, EventLog, Position, Record, Subscription, TopicConfig};
-use sightline_model::{Anomaly, Event, Metric, Signal, topics};
+use sightline_codec::{Codec, read_event, read_metric};
+use sightline_log::{Delivered, EventLog, Position, Record, Subscription};
+use sightline_model::{Anomaly, Event, Signal, topics};
 use sightline_store::Store;
 use sightline_stream::{CheckpointStore, SourcePositions};
 
@@ -296,7 +296,15 @@ pub async fn run_detection(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), DetectError> {
     let mut shutdown = std::pin::pin!(shutdown);
-    ensure_topics(log.as_ref()).await?;
+    sightline_stream::runner::ensure_builtin_topics(
+        log.as_ref(),
+        &[
+            topics::METRICS_RAW,
+            topics::SYSTEM_EVENTS,
+            topics::ANOMALIES,
+        ],
+    )
+    .await?;
     let mut state = restore(checkpoints.as_ref(), &config).await?;
     let restored = state.positions.clone();
     let mut sub = log.subscribe(GROUP, &TOPICS).await?;
@@ -352,28 +360,6 @@ pub async fn run_detection(
         checkpoint(&state, checkpoints.as_ref(), sub.as_mut()).await?;
     }
     tracing::info!("detection runner stopped");
-    Ok(())
-}
-
-/// Creates the input and output topics that are missing, with their built-in defaults.
-async fn ensure_topics(log: &dyn EventLog) -> Result<(), DetectError> {
-    let existing: Vec<String> = log.stats().await?.into_iter().map(|t| t.name).collect();
-    for name in [
-        topics::METRICS_RAW,
-        topics::SYSTEM_EVENTS,
-        topics::ANOMALIES,
-    ] {
-        if existing.iter().any(|n| n == name) {
-            continue;
-        }
-        let builtin = topics::BUILTIN.iter().find(|t| t.name == name);
-        let config = TopicConfig {
-            partitions: builtin.map_or(1, |t| t.partitions),
-            retention_ms: builtin.map(|t| t.retention_ms),
-            retention_bytes: None,
-        };
-        log.create_topic(name, config).await?;
-    }
     Ok(())
 }
 
@@ -451,11 +437,11 @@ async fn process(
         }
         metrics::counter!(telemetry::RECORDS_IN, "topic" => d.topic.to_string()).increment(1);
         match &*d.topic {
-            topics::METRICS_RAW => match decode_metric(d, config.codec.as_ref()) {
+            topics::METRICS_RAW => match read_metric(&d.record.value, config.codec.as_ref()) {
                 Ok(m) => out.extend(state.series.observe(&m, now)),
                 Err(reason) => reject(d, &reason),
             },
-            topics::SYSTEM_EVENTS => match decode_event(d, config.codec.as_ref()) {
+            topics::SYSTEM_EVENTS => match read_event(&d.record.value, config.codec.as_ref()) {
                 Ok(e) => {
                     out.extend(state.patterns.observe(&e, now));
                     state.count_event(config, &e, now, &mut out);
@@ -519,29 +505,6 @@ async fn write(
         tracing::debug!(id = %a.id, service = %a.service_name, explanation = %a.explanation, "anomaly");
     }
     Ok(true)
-}
-
-/// The codec when `value` is in the Avro wire format and there is one to read it.
-fn avro_reader<'c>(codec: Option<&'c Codec>, value: &[u8]) -> Option<&'c Codec> {
-    codec.filter(|_| Codec::schema_id(value).is_some())
-}
-
-fn decode_metric(d: &Delivered, codec: Option<&Codec>) -> Result<Metric, String> {
-    let value = &d.record.value;
-    match avro_reader(codec, value) {
-        Some(codec) => codec.decode_metric(value).map_err(|e| e.to_string()),
-        None => serde_json::from_slice(value).map_err(|e| e.to_string()),
-    }
-    .map_err(|e| format!("not a metric point: {e}"))
-}
-
-fn decode_event(d: &Delivered, codec: Option<&Codec>) -> Result<Event, String> {
-    let value = &d.record.value;
-    match avro_reader(codec, value) {
-        Some(codec) => codec.decode_event(value).map_err(|e| e.to_string()),
-        None => serde_json::from_slice(value).map_err(|e| e.to_string()),
-    }
-    .map_err(|e| format!("not a system event: {e}"))
 }
 
 #[cfg(test)]

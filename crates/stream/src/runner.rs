@@ -48,9 +48,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sightline_codec::Codec;
+use sightline_codec::{Codec, read_event, read_metric};
 use sightline_log::{Delivered, EventLog, Position, Record, Subscription, TopicConfig};
-use sightline_model::{Event, Metric, topics};
+use sightline_model::topics;
 use sightline_store::{EventCountRow, RollupRow, Store};
 
 use crate::checkpoint::{CheckpointStore, SourcePositions};
@@ -63,9 +63,6 @@ pub const GROUP: &str = "stream-rollups";
 
 /// The topics the runner consumes.
 pub const TOPICS: [&str; 2] = [topics::METRICS_RAW, topics::SYSTEM_EVENTS];
-
-/// Retention of the `.late` topics the runner creates when they are missing (7 days).
-const LATE_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 
 /// Settings of the runner.
 #[derive(Clone, Debug)]
@@ -143,7 +140,11 @@ pub async fn run_rollups(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StreamError> {
     let mut shutdown = std::pin::pin!(shutdown);
-    ensure_late_topics(log.as_ref()).await?;
+    ensure_builtin_topics(
+        log.as_ref(),
+        &[topics::METRICS_RAW_LATE, topics::SYSTEM_EVENTS_LATE],
+    )
+    .await?;
     let mut job = restore_job(checkpoints.as_ref(), config.rollup).await?;
     let stats = log.stats().await?;
     let partitions = |topic: &str| {
@@ -226,17 +227,24 @@ pub async fn run_rollups(
     Ok(())
 }
 
-async fn ensure_late_topics(log: &dyn EventLog) -> Result<(), StreamError> {
+/// Creates the built-in topics among `names` that are missing, with their default
+/// partitions and retention (runners call it for the topics they read and write).
+pub async fn ensure_builtin_topics(
+    log: &dyn EventLog,
+    names: &[&str],
+) -> Result<(), sightline_log::LogError> {
     let existing: Vec<String> = log.stats().await?.into_iter().map(|t| t.name).collect();
-    for topic in [topics::METRICS_RAW_LATE, topics::SYSTEM_EVENTS_LATE] {
-        if !existing.iter().any(|n| n == topic) {
-            let config = TopicConfig {
-                partitions: 1,
-                retention_ms: Some(LATE_RETENTION_MS),
-                retention_bytes: None,
-            };
-            log.create_topic(topic, config).await?;
+    for name in names {
+        if existing.iter().any(|n| n == name) {
+            continue;
         }
+        let builtin = topics::BUILTIN.iter().find(|t| t.name == *name);
+        let config = TopicConfig {
+            partitions: builtin.map_or(1, |t| t.partitions),
+            retention_ms: builtin.map(|t| t.retention_ms),
+            retention_bytes: None,
+        };
+        log.create_topic(name, config).await?;
     }
     Ok(())
 }
@@ -336,7 +344,7 @@ impl Runner {
             metrics::counter!(telemetry::RUNNER_IN, "topic" => d.topic.to_string()).increment(1);
             let late_before = self.out.late_metrics.len() + self.out.late_events.len();
             let late_topic = match &*d.topic {
-                topics::METRICS_RAW => match decode_metric(d, self.codec.as_ref()) {
+                topics::METRICS_RAW => match read_metric(&d.record.value, self.codec.as_ref()) {
                     Ok(m) => {
                         job.process_metric(d.partition, d.offset, &m, &mut self.out);
                         topics::METRICS_RAW_LATE
@@ -346,7 +354,7 @@ impl Runner {
                         continue;
                     }
                 },
-                topics::SYSTEM_EVENTS => match decode_event(d, self.codec.as_ref()) {
+                topics::SYSTEM_EVENTS => match read_event(&d.record.value, self.codec.as_ref()) {
                     Ok(e) => {
                         job.process_event(d.partition, d.offset, &e, &mut self.out);
                         topics::SYSTEM_EVENTS_LATE
@@ -492,29 +500,6 @@ where
             }
         }
     }
-}
-
-/// The codec when `value` is in the Avro wire format and there is one to read it.
-fn avro_reader<'c>(codec: Option<&'c Codec>, value: &[u8]) -> Option<&'c Codec> {
-    codec.filter(|_| Codec::schema_id(value).is_some())
-}
-
-fn decode_metric(d: &Delivered, codec: Option<&Codec>) -> Result<Metric, String> {
-    let value = &d.record.value;
-    match avro_reader(codec, value) {
-        Some(codec) => codec.decode_metric(value).map_err(|e| e.to_string()),
-        None => serde_json::from_slice(value).map_err(|e| e.to_string()),
-    }
-    .map_err(|e| format!("not a metric point: {e}"))
-}
-
-fn decode_event(d: &Delivered, codec: Option<&Codec>) -> Result<Event, String> {
-    let value = &d.record.value;
-    match avro_reader(codec, value) {
-        Some(codec) => codec.decode_event(value).map_err(|e| e.to_string()),
-        None => serde_json::from_slice(value).map_err(|e| e.to_string()),
-    }
-    .map_err(|e| format!("not a system event: {e}"))
 }
 
 #[cfg(test)]
