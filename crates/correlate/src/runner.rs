@@ -397,17 +397,7 @@ async fn checkpoint(
     };
     let bytes = serde_json::to_vec(&snapshot).map_err(|e| RunnerError::Encode(e.to_string()))?;
     checkpoints.save(CHECKPOINT_JOB, bytes).await?;
-    let upto: Vec<Position> = positions
-        .iter()
-        .map(|(topic, partition, offset)| Position {
-            topic: Arc::from(topic),
-            partition,
-            offset,
-        })
-        .collect();
-    if !upto.is_empty() {
-        sub.commit(&upto).await?;
-    }
+    sightline_stream::runner::commit_positions(sub, positions).await?;
     metrics::histogram!(telemetry::CHECKPOINT_SECONDS).record(started.elapsed().as_secs_f64());
     Ok(())
 }

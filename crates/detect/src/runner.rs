@@ -393,18 +393,7 @@ async fn checkpoint(
 ) -> Result<(), DetectError> {
     let started = Instant::now();
     checkpoints.save(CHECKPOINT_JOB, state.encode()?).await?;
-    let positions: Vec<Position> = state
-        .positions
-        .iter()
-        .map(|(topic, partition, offset)| Position {
-            topic: Arc::from(topic),
-            partition,
-            offset,
-        })
-        .collect();
-    if !positions.is_empty() {
-        sub.commit(&positions).await?;
-    }
+    sightline_stream::runner::commit_positions(sub, &state.positions).await?;
     metrics::histogram!(telemetry::CHECKPOINT_SECONDS).record(started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -287,16 +287,25 @@ async fn checkpoint(
     let started = Instant::now();
     let checkpoint = job.checkpoint();
     checkpoints.save_checkpoint(JOB_NAME, &checkpoint).await?;
-    let positions = to_positions(&checkpoint.positions);
-    if !positions.is_empty() {
-        sub.commit(&positions).await?;
-    }
+    commit_positions(sub, &checkpoint.positions).await?;
     metrics::histogram!(telemetry::RUNNER_CHECKPOINT_SECONDS)
         .record(started.elapsed().as_secs_f64());
     Ok(())
 }
 
-pub(crate) fn to_positions(positions: &SourcePositions) -> Vec<Position> {
+/// Commits the positions a just-saved checkpoint covers (nothing when it covers none).
+pub async fn commit_positions(
+    sub: &mut dyn Subscription,
+    positions: &SourcePositions,
+) -> Result<(), sightline_log::LogError> {
+    let positions = to_positions(positions);
+    if positions.is_empty() {
+        return Ok(());
+    }
+    sub.commit(&positions).await
+}
+
+fn to_positions(positions: &SourcePositions) -> Vec<Position> {
     positions
         .iter()
         .map(|(topic, partition, offset)| Position {

@@ -34,7 +34,7 @@ use super::catalog::{Catalog, CatalogDefinitions, StoredStatement};
 use super::query::{ContinuousQuery, OutputRow, Processed};
 use crate::checkpoint::{Checkpoint, CheckpointStore, SourcePositions};
 use crate::error::StreamError;
-use crate::runner::{now_ms, retry_store_write, to_positions};
+use crate::runner::{commit_positions, now_ms, retry_store_write};
 use crate::telemetry;
 
 /// Retention of the topics a query creates (output, `.late`, `.dlq`): 7 days.
@@ -415,10 +415,7 @@ impl QueryRunner {
             checkpoint.insert(snapshot);
         }
         checkpoints.save_checkpoint(job, &checkpoint).await?;
-        let positions = to_positions(&checkpoint.positions);
-        if !positions.is_empty() {
-            sub.commit(&positions).await?;
-        }
+        commit_positions(sub, &checkpoint.positions).await?;
         self.dirty = false;
         Ok(())
     }
