@@ -57,7 +57,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use sightline_codec::{Codec, read_event};
-use sightline_log::{Delivered, EventLog, Position, Record, Subscription};
+use sightline_log::{Delivered, EventLog, Record, Subscription};
 use sightline_model::{Anomaly, Correlation, Incident, Silence, Topology, topics};
 use sightline_store::Store;
 use sightline_stream::{CheckpointStore, SourcePositions};
@@ -218,17 +218,7 @@ pub async fn run_correlation(
     refresh_silences(store.as_ref(), &mut correlator, now_ms()).await;
     let restored = positions.clone();
     let mut sub = log.subscribe(GROUP, &TOPICS).await?;
-    for (topic, partition, offset) in restored.iter() {
-        let position = Position {
-            topic: Arc::from(topic),
-            partition,
-            offset,
-        };
-        // Best effort: the skip below is what guarantees nothing is fed twice.
-        if let Err(error) = sub.seek(&position) {
-            tracing::debug!(%error, topic, partition, offset, "correlate: seek failed");
-        }
-    }
+    sightline_stream::runner::seek_to(sub.as_mut(), &restored, GROUP);
     tracing::info!(group = GROUP, "correlation runner started");
 
     let mut tick = tokio::time::interval(config.tick_interval);

@@ -160,17 +160,7 @@ pub async fn run_rollups(
     // What the restored state covers: records below these positions are not fed again.
     let restored = job.positions().clone();
     let mut sub = log.subscribe(GROUP, &TOPICS).await?;
-    for (topic, partition, offset) in restored.iter() {
-        let position = Position {
-            topic: Arc::from(topic),
-            partition,
-            offset,
-        };
-        // Best effort: the skip below is what guarantees nothing is fed twice.
-        if let Err(error) = sub.seek(&position) {
-            tracing::debug!(%error, topic, partition, offset, "rollups: seek failed");
-        }
-    }
+    seek_to(sub.as_mut(), &restored, GROUP);
     tracing::info!(group = GROUP, "rollup runner started");
 
     let mut runner = Runner {
@@ -291,6 +281,22 @@ async fn checkpoint(
     metrics::histogram!(telemetry::RUNNER_CHECKPOINT_SECONDS)
         .record(started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Moves a fresh subscription to the positions a restored checkpoint covers. Best effort:
+/// skipping redelivered records below those positions is what guarantees nothing is fed
+/// twice, so a failed seek is only logged (with `group`).
+pub fn seek_to(sub: &mut dyn Subscription, positions: &SourcePositions, group: &str) {
+    for (topic, partition, offset) in positions.iter() {
+        let position = Position {
+            topic: Arc::from(topic),
+            partition,
+            offset,
+        };
+        if let Err(error) = sub.seek(&position) {
+            tracing::debug!(%error, group, topic, partition, offset, "seek to a restored position failed");
+        }
+    }
 }
 
 /// Commits the positions a just-saved checkpoint covers (nothing when it covers none).

@@ -27,14 +27,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sightline_log::{Delivered, EventLog, Position, Record, Subscription, TopicConfig};
+use sightline_log::{Delivered, EventLog, Record, Subscription, TopicConfig};
 use sightline_store::{QueryRow, Store, StreamStatement};
 
 use super::catalog::{Catalog, CatalogDefinitions, StoredStatement};
 use super::query::{ContinuousQuery, OutputRow, Processed};
 use crate::checkpoint::{Checkpoint, CheckpointStore, SourcePositions};
 use crate::error::StreamError;
-use crate::runner::{commit_positions, now_ms, retry_store_write};
+use crate::runner::{commit_positions, now_ms, retry_store_write, seek_to};
 use crate::telemetry;
 
 /// Retention of the topics a query creates (output, `.late`, `.dlq`): 7 days.
@@ -127,14 +127,7 @@ pub async fn run_query(
     let restored = restore(&mut query, checkpoints.as_ref(), &job).await?;
     query.expect_partitions(0..partitions);
     let mut sub = log.subscribe(&job, &[source.as_str()]).await?;
-    for (topic, partition, offset) in restored.iter() {
-        // Best effort: the skip below is what guarantees nothing is fed twice.
-        let _ = sub.seek(&Position {
-            topic: Arc::from(topic),
-            partition,
-            offset,
-        });
-    }
+    seek_to(sub.as_mut(), &restored, &job);
     tracing::info!(query = query.name(), group = %job, "continuous query started");
 
     let mut runner = QueryRunner {
