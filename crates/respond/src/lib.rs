@@ -1,0 +1,20 @@
+//! Rule-driven response: what sightline does about what it sees.
+//!
+//! Two halves meet here:
+//!
+//! - **trigger rules** decide *when*: a condition (a JSON document in the query language
+//!   of the rules API) over events, anomalies or incidents, compiled once and evaluated
+//!   without allocating, with count-in-window thresholds and throttles keyed by group;
+//! - **playbooks** decide *what*: ordered steps (diagnostic, remediation, notification,
+//!   escalation) run by executors (`http`, `command`, `notify`, `emit`, `noop`) behind a
+//!   safety controller, with approvals, dry-run and rollback, every step recorded.
+//!
+//! Nothing an analyst (LLM or built-in) writes can run an action by itself: only a rule
+//! firing, or a person approving, starts an execution.
+
+mod error;
+
+pub use error::RespondError;
+
+/// Result type of the response crate.
+pub type Result<T, E = RespondError> = std::result::Result<T, E>;
