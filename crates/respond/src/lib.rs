@@ -13,8 +13,10 @@
 //! firing, or a person approving, starts an execution.
 
 mod error;
+pub mod firing;
 
 pub use error::RespondError;
+pub use firing::{Firing, Subject};
 
 /// Result type of the response crate.
 pub type Result<T, E = RespondError> = std::result::Result<T, E>;
