@@ -39,6 +39,7 @@ pub mod auth;
 mod body;
 mod error;
 mod headers;
+pub mod live;
 mod node;
 mod request_id;
 pub mod routes;
@@ -76,6 +77,9 @@ pub struct ApiConfig {
     pub cors_allowed_origins: Vec<String>,
     /// HTTPS (rustls).
     pub tls: TlsConfig,
+    /// Live connections (SSE and WebSocket: `/api/v1/stream`, push queries) one node
+    /// serves at once; one more is answered 503.
+    pub max_live_connections: usize,
 }
 
 impl Default for ApiConfig {
@@ -85,6 +89,7 @@ impl Default for ApiConfig {
             request_timeout_secs: 30,
             cors_allowed_origins: Vec::new(),
             tls: TlsConfig::default(),
+            max_live_connections: 256,
         }
     }
 }
@@ -109,6 +114,8 @@ pub struct AppState {
     /// Woken when continuous-SQL definitions change, so this node's query supervisor
     /// picks them up at once rather than at its next poll.
     pub queries_changed: Arc<tokio::sync::Notify>,
+    /// The node's budget of live connections (`api.max_live_connections`).
+    pub live: live::LiveSlots,
     /// Becomes `true` when the node stops: long-lived responses (push queries) end.
     pub stopping: tokio::sync::watch::Receiver<bool>,
 }
@@ -132,7 +139,8 @@ pub fn routes(role: Role) -> Routes {
             .merge(routes::queries::routes())
             .merge(routes::incidents::routes())
             .merge(routes::silences::routes())
-            .merge(routes::topology::routes());
+            .merge(routes::topology::routes())
+            .merge(routes::stream::routes());
     }
     api
 }

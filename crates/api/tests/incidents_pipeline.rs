@@ -19,6 +19,8 @@ async fn a_latency_spike_and_a_new_error_become_one_incident_with_its_evidence()
             serde_json::from_value(json!({"default": [{"kind": "robust_zscore", "window": 120}]}))
                 .unwrap();
         c.correlate.rules.group_wait_ms = 200;
+        // The service's first error ever is the new pattern under test.
+        c.detect.new_pattern.learning_period_ms = 0;
     })
     .await;
 
@@ -108,12 +110,13 @@ async fn a_latency_spike_and_a_new_error_become_one_incident_with_its_evidence()
         !detail["timeline"].as_array().unwrap().is_empty(),
         "{detail}"
     );
+    // The new error is evidence through its new-pattern anomaly, which names the event.
     assert!(
-        detail["event_ids"]
+        detail["anomalies"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|e| e == "evt-pool-1"),
+            .any(|a| a["detector"] == "new_pattern" && a["event_id"] == "evt-pool-1"),
         "the error event is evidence: {detail}"
     );
 

@@ -49,10 +49,25 @@ pub struct CorrelatorConfig {
     /// A flapping incident resolves itself only after this long without signals (it is
     /// "held open"). Default 30 min.
     pub flap_resolve_after_ms: u64,
-    /// Least severe event that joins or opens incidents like an anomaly does; less
-    /// severe events (and every `info` one) are ignored. Default `high` (`ERROR`-type
-    /// events and worse).
+    /// Least severe event that counts as evidence: it joins the active incident of its
+    /// group, or of a related service within the correlation window (its id and a
+    /// timeline entry), but neither opens an incident nor keeps one open. Less severe
+    /// events (and every `info` one) are ignored. Default `high` (`ERROR`-type events and
+    /// worse).
     pub min_event_severity: Severity,
+    /// Least severe event that opens (and keeps open) an incident by itself, like an
+    /// anomaly. Default none: incidents open on anomalies, because every service has a
+    /// baseline of routine errors, even `critical` ones, and paging on each would bury
+    /// the real problems; the detectors (error-event rate against its baseline, new error
+    /// patterns, metrics) decide what is abnormal. `critical` makes every critical event
+    /// an incident (for sources that only send what must page).
+    pub min_opening_event_severity: Option<Severity>,
+    /// Least severe anomaly that opens (and keeps open) an incident. Less severe anomalies
+    /// are evidence, like events below `min_opening_event_severity`: they join an active
+    /// incident of their group or a related service, and show in its timeline, but a
+    /// lone marginal deviation (a detector just past its threshold) pages no one.
+    /// Default `high`; `low` opens on every anomaly.
+    pub min_opening_anomaly_severity: Severity,
     /// A deployment of an affected service this long (or less) before an incident's
     /// first signal is cited as a likely cause. Default 30 min.
     pub deployment_lookback_ms: u64,
@@ -101,6 +116,8 @@ impl Default for CorrelatorConfig {
             flap_window_ms: 3_600_000,
             flap_resolve_after_ms: 1_800_000,
             min_event_severity: Severity::High,
+            min_opening_event_severity: None,
+            min_opening_anomaly_severity: Severity::High,
             deployment_lookback_ms: 1_800_000,
             max_deployments_per_service: 5,
             inhibit: true,

@@ -65,6 +65,9 @@ struct Sig {
     timestamp: i64,
     correlation_id: String,
     detail: Detail,
+    /// Joins an active incident as evidence, never opens one nor keeps one open (an
+    /// event below `min_opening_event_severity`).
+    evidence_only: bool,
 }
 
 impl Sig {
@@ -94,6 +97,7 @@ impl Sig {
                 expected_high: a.expected_high,
                 explanation: a.explanation.clone(),
             },
+            evidence_only: false,
         }
     }
 
@@ -131,6 +135,7 @@ impl Sig {
                 event_type: e.event_type.clone(),
                 details: e.details.clone(),
             },
+            evidence_only: false,
         }
     }
 
@@ -316,16 +321,21 @@ impl Correlator {
 
     // ---------------------------------------------------------------- signals
 
-    /// Takes in a detector's anomaly. Timers due at `now_ms` run first.
+    /// Takes in a detector's anomaly: at least as severe as `min_opening_anomaly_severity`
+    /// it joins or opens an incident, below it is evidence only. Timers due at `now_ms`
+    /// run first.
     pub fn on_anomaly(&mut self, anomaly: &Anomaly, now_ms: i64) -> Vec<Output> {
         let mut out = self.tick(now_ms);
-        self.on_signal(Sig::from_anomaly(anomaly), now_ms, &mut out);
+        let mut sig = Sig::from_anomaly(anomaly);
+        sig.evidence_only = anomaly.severity > self.config.min_opening_anomaly_severity;
+        self.on_signal(sig, now_ms, &mut out);
         out
     }
 
     /// Takes in a system event: `DEPLOYMENT` events are remembered as possible causes;
-    /// events at least as severe as `min_event_severity` join or open incidents like
-    /// anomalies; others are ignored. Timers due at `now_ms` run first.
+    /// events at least as severe as `min_opening_event_severity` join or open incidents
+    /// like anomalies; events at least as severe as `min_event_severity` join active
+    /// incidents as evidence only; others are ignored. Timers due at `now_ms` run first.
     pub fn on_event(&mut self, event: &Event, now_ms: i64) -> Vec<Output> {
         let mut out = self.tick(now_ms);
         if event.event_type.eq_ignore_ascii_case("DEPLOYMENT") {
@@ -335,7 +345,12 @@ impl Correlator {
         {
             self.state.stats.ignored_events += 1;
         } else {
-            self.on_signal(Sig::from_event(event), now_ms, &mut out);
+            let mut sig = Sig::from_event(event);
+            sig.evidence_only = self
+                .config
+                .min_opening_event_severity
+                .is_none_or(|opening| event.severity > opening);
+            self.on_signal(sig, now_ms, &mut out);
         }
         out
     }
@@ -398,8 +413,8 @@ impl Correlator {
             );
             return;
         }
-        self.state.stats.signals += 1;
         let gk = self.group_key(&sig.labels);
+        self.state.stats.signals += 1;
         if let Some(id) = self.state.groups.get(&gk).cloned() {
             self.join(&id, &sig, &gk, now, out);
             return;
@@ -421,10 +436,18 @@ impl Correlator {
         }
         let candidates = self.fold_candidates(&sig, now);
         if let Some(target) = candidates.first().cloned() {
-            for other in &candidates[1..] {
-                self.merge(other, &target, now, out);
+            // Evidence joins; only an abnormal signal links (merges) incidents.
+            if !sig.evidence_only {
+                for other in &candidates[1..] {
+                    self.merge(other, &target, now, out);
+                }
             }
             self.join(&target, &sig, &gk, now, out);
+            return;
+        }
+        if sig.evidence_only {
+            self.state.stats.signals -= 1;
+            self.state.stats.ignored_events += 1;
             return;
         }
         match self.flapping_check(&gk, now) {
@@ -758,7 +781,10 @@ impl Correlator {
             let inc = &mut t.incident;
             inc.occurrences += 1;
             inc.updated_at = now;
-            t.last_signal_at = now;
+            // Evidence does not keep an incident open: only abnormal signals do.
+            if !sig.evidence_only {
+                t.last_signal_at = now;
+            }
             t.first_signal_ts = t.first_signal_ts.min(sig.timestamp);
             if let Some(ev) = sig.event_severity {
                 t.has_events = true;

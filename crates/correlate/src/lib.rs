@@ -95,6 +95,7 @@
 //! # Ok::<(), sightline_correlate::CorrelateError>(())
 //! ```
 
+pub mod clock;
 mod config;
 mod correlator;
 pub mod describe;
@@ -104,6 +105,7 @@ pub mod runner;
 mod silence;
 mod state;
 
+pub use clock::SignalClock;
 pub use config::CorrelatorConfig;
 pub use correlator::{Correlator, ENGINE_ACTOR, ManualIncident};
 pub use error::CorrelateError;

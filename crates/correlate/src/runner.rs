@@ -10,8 +10,9 @@
 //!    subscription to those positions. Records the log still delivers below them (a crash
 //!    between saving a checkpoint and committing its offsets redelivers them) are
 //!    **skipped**: their effect is already in the restored state.
-//! 2. **per batch** — decodes each record and feeds it with `now` = the wall clock (the
-//!    correlator's timers are processing time): an anomaly (JSON) →
+//! 2. **per batch** — decodes each record and feeds it with `now` read from a
+//!    [`SignalClock`] (the newest anomaly/event time, advanced by wall time; so a replay
+//!    or a catch-up keeps the timers in the signals' time): an anomaly (JSON) →
 //!    [`Correlator::on_anomaly`]; a system event (JSON, or Avro with
 //!    [`CorrelationRunnerConfig::codec`]) → [`Correlator::on_event`]; an incident on
 //!    `incidents.updated` → [`Correlator::apply_external_update`] (operator changes made
@@ -40,7 +41,7 @@
 //! Incident and correlation ids are deterministic (group key + first signal id), so the
 //! replay upserts the same incidents instead of opening new ones, and signals the
 //! restored state already holds are ignored as redeliveries. Because the timers run on
-//! the wall clock, a replay may publish an incident version a second time on the topics
+//! wall time between signals, a replay may publish an incident version a second time on the topics
 //! (at least once there, keyed by incident id); the store never holds a duplicate.
 //!
 //! Failures: a store write is retried every `retry_backoff` until it succeeds or shutdown
@@ -53,7 +54,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sightline_codec::{Codec, read_event};
@@ -64,8 +65,9 @@ use sightline_stream::{CheckpointStore, SourcePositions};
 
 use crate::{
     CompiledSilences, CorrelateError, Correlator, CorrelatorConfig, CorrelatorState, Output,
-    SuppressionReason,
+    SignalClock, SuppressionReason,
 };
+use sightline_model::clock::now_ms;
 
 /// The consumer group the runner commits its positions under.
 pub const GROUP: &str = "correlate";
@@ -167,13 +169,9 @@ struct Snapshot {
     version: u32,
     positions: SourcePositions,
     state: CorrelatorState,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    /// Absent in checkpoints written before the clock was kept: the clock restarts.
+    #[serde(default)]
+    clock: SignalClock,
 }
 
 type Shutdown<'a, F> = Pin<&'a mut F>;
@@ -213,9 +211,9 @@ pub async fn run_correlation(
             }
         }
     };
-    let (mut correlator, mut positions) =
+    let (mut correlator, mut positions, mut clock) =
         restore(checkpoints.as_ref(), &config.correlator, topology).await?;
-    refresh_silences(store.as_ref(), &mut correlator, now_ms()).await;
+    refresh_silences(store.as_ref(), &mut correlator, clock.now(now_ms())).await;
     let restored = positions.clone();
     let mut sub = log.subscribe(GROUP, &TOPICS).await?;
     sightline_stream::runner::seek_to(sub.as_mut(), &restored, GROUP);
@@ -237,10 +235,10 @@ pub async fn run_correlation(
             () = &mut shutdown => break,
             _ = refresh.tick() => {
                 refresh_topology(store.as_ref(), &mut correlator).await;
-                refresh_silences(store.as_ref(), &mut correlator, now_ms()).await;
+                refresh_silences(store.as_ref(), &mut correlator, clock.now(now_ms())).await;
                 Vec::new()
             }
-            _ = tick.tick() => correlator.tick(now_ms()),
+            _ = tick.tick() => correlator.tick(clock.now(now_ms())),
             batch = sub.next_batch(batch_size) => {
                 let batch = batch?;
                 for (topic, partition) in sub.take_revoked() {
@@ -252,7 +250,8 @@ pub async fn run_correlation(
                     );
                 }
                 dirty = dirty || !batch.is_empty();
-                process(&mut correlator, &mut positions, &restored, &config, &batch).await
+                process(&mut correlator, &mut clock, &mut positions, &restored, &config, &batch)
+                    .await
             }
         };
         if !outputs.is_empty() {
@@ -271,13 +270,27 @@ pub async fn run_correlation(
             }
         }
         if dirty && last_checkpoint.elapsed() >= config.checkpoint_interval {
-            checkpoint(&correlator, &positions, checkpoints.as_ref(), sub.as_mut()).await?;
+            checkpoint(
+                &correlator,
+                clock,
+                &positions,
+                checkpoints.as_ref(),
+                sub.as_mut(),
+            )
+            .await?;
             dirty = false;
             last_checkpoint = Instant::now();
         }
     }
     if dirty {
-        checkpoint(&correlator, &positions, checkpoints.as_ref(), sub.as_mut()).await?;
+        checkpoint(
+            &correlator,
+            clock,
+            &positions,
+            checkpoints.as_ref(),
+            sub.as_mut(),
+        )
+        .await?;
     }
     tracing::info!("correlation runner stopped");
     Ok(())
@@ -287,11 +300,12 @@ async fn restore(
     checkpoints: &dyn CheckpointStore,
     config: &CorrelatorConfig,
     topology: Topology,
-) -> Result<(Correlator, SourcePositions), RunnerError> {
-    let fresh = |topology| -> Result<(Correlator, SourcePositions), RunnerError> {
+) -> Result<(Correlator, SourcePositions, SignalClock), RunnerError> {
+    let fresh = |topology| -> Result<(Correlator, SourcePositions, SignalClock), RunnerError> {
         Ok((
             Correlator::new(config.clone(), topology)?,
             SourcePositions::default(),
+            SignalClock::new(),
         ))
     };
     let Some(bytes) = checkpoints.load(CHECKPOINT_JOB).await? else {
@@ -315,7 +329,7 @@ async fn restore(
     match Correlator::restore(config.clone(), topology.clone(), snapshot.state) {
         Ok(c) => {
             tracing::info!(positions = ?snapshot.positions, "correlate: restored checkpoint");
-            Ok((c, snapshot.positions))
+            Ok((c, snapshot.positions, snapshot.clock))
         }
         Err(error) => {
             tracing::error!(%error, "correlate: checkpoint does not restore; starting empty");
@@ -375,6 +389,7 @@ async fn refresh_silences(store: &dyn Store, correlator: &mut Correlator, now: i
 /// Saves the correlator's snapshot with its positions, then commits the positions.
 async fn checkpoint(
     correlator: &Correlator,
+    clock: SignalClock,
     positions: &SourcePositions,
     checkpoints: &dyn CheckpointStore,
     sub: &mut dyn Subscription,
@@ -384,6 +399,7 @@ async fn checkpoint(
         version: CHECKPOINT_VERSION,
         positions: positions.clone(),
         state: correlator.snapshot(),
+        clock,
     };
     let bytes = serde_json::to_vec(&snapshot).map_err(|e| RunnerError::Encode(e.to_string()))?;
     checkpoints.save(CHECKPOINT_JOB, bytes).await?;
@@ -395,6 +411,7 @@ async fn checkpoint(
 /// Feeds a batch to the correlator; returns its outputs in decision order.
 async fn process(
     correlator: &mut Correlator,
+    clock: &mut SignalClock,
     positions: &mut SourcePositions,
     restored: &SourcePositions,
     config: &CorrelationRunnerConfig,
@@ -424,19 +441,26 @@ async fn process(
             continue;
         }
         metrics::counter!(telemetry::RECORDS_IN, "topic" => d.topic.to_string()).increment(1);
-        let now = now_ms();
+        let wall = now_ms();
         match &*d.topic {
             topics::ANOMALIES => match serde_json::from_slice::<Anomaly>(&d.record.value) {
-                Ok(a) => out.extend(correlator.on_anomaly(&a, now)),
+                Ok(a) => {
+                    clock.observe(a.timestamp, wall);
+                    out.extend(correlator.on_anomaly(&a, clock.now(wall)));
+                }
                 Err(e) => reject(d, &format!("not an anomaly: {e}")),
             },
             topics::SYSTEM_EVENTS => match read_event(&d.record.value, config.codec.as_ref()) {
-                Ok(e) => out.extend(correlator.on_event(&e, now)),
+                Ok(e) => {
+                    clock.observe(e.timestamp, wall);
+                    out.extend(correlator.on_event(&e, clock.now(wall)));
+                }
                 Err(reason) => reject(d, &reason),
             },
+            // Operator updates carry wall-clock times: they do not move the signal clock.
             topics::INCIDENTS_UPDATED => {
                 match serde_json::from_slice::<Incident>(&d.record.value) {
-                    Ok(i) => out.extend(correlator.apply_external_update(&i, now)),
+                    Ok(i) => out.extend(correlator.apply_external_update(&i, clock.now(wall))),
                     Err(e) => reject(d, &format!("not an incident: {e}")),
                 }
             }

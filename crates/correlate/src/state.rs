@@ -150,7 +150,8 @@ pub struct CorrelatorStats {
     pub signals: u64,
     /// Redelivered signal ids ignored.
     pub duplicates: u64,
-    /// Events ignored (below `min_event_severity`).
+    /// Signals ignored: events below `min_event_severity`, and evidence (events or
+    /// anomalies below their opening severity) with no active incident to join.
     pub ignored_events: u64,
     /// Deployments remembered.
     pub deployments: u64,

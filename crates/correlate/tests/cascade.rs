@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use sightline_correlate::{CorrelatorConfig, Output};
+use sightline_correlate::{Correlator, CorrelatorConfig, Output};
 use sightline_model::{Incident, IncidentStatus, Severity};
 
 fn affected(i: &Incident) -> Vec<&str> {
@@ -161,7 +161,14 @@ fn a_published_incident_absorbed_by_a_merge_is_resolved_and_points_at_the_other(
 
 #[test]
 fn severity_is_score_times_criticality_times_breadth() {
-    let mut c = correlator();
+    // Medium anomalies open incidents here, to watch severity grow from medium.
+    let every_anomaly = || {
+        correlator_with(CorrelatorConfig {
+            min_opening_anomaly_severity: Severity::Low,
+            ..CorrelatorConfig::default()
+        })
+    };
+    let mut c = every_anomaly();
     // search: criticality 1, score 0.6 → medium.
     c.on_anomaly(
         &anomaly_with("search", "latency_ms", 0, 0.6, Severity::Medium),
@@ -184,7 +191,7 @@ fn severity_is_score_times_criticality_times_breadth() {
     assert!((by("search").score - 0.6).abs() < 1e-9);
     assert_eq!(by("db").severity, Severity::Critical);
     // Breadth: payments alone 0.7 → medium; with checkout, 0.7 × 1.25 = 0.875 → high.
-    let mut c = correlator();
+    let mut c = every_anomaly();
     c.on_anomaly(
         &anomaly_with("payments", "latency_ms", 0, 0.7, Severity::Medium),
         0,
@@ -202,9 +209,78 @@ fn severity_is_score_times_criticality_times_breadth() {
     assert!(u[0].timeline.iter().any(|e| e.kind == "severity"));
 }
 
+/// A correlator where error events open incidents by themselves, like anomalies.
+fn events_open_incidents() -> Correlator {
+    correlator_with(CorrelatorConfig {
+        min_opening_event_severity: Some(Severity::High),
+        ..CorrelatorConfig::default()
+    })
+}
+
+#[test]
+fn by_default_error_events_are_evidence_they_join_but_neither_open_nor_hold_incidents() {
+    let mut c = correlator();
+    assert!(
+        c.on_event(&event("e-1", "search", "ERROR", Severity::Critical, 0), 0)
+            .is_empty()
+    );
+    assert_eq!(c.waiting().count(), 0, "a routine error opens nothing");
+    assert_eq!(c.stats().ignored_events, 1);
+    c.on_anomaly(
+        &anomaly_with("search", "error_rate", 1_000, 0.9, Severity::High),
+        1_000,
+    );
+    c.on_event(
+        &event("e-2", "search", "ERROR", Severity::High, 2_000),
+        2_000,
+    );
+    let inc = opened(&c.tick(12_000))[0].clone();
+    assert_eq!(inc.event_ids, ["e-2"], "the error joined as evidence");
+    // Errors keep arriving, but the anomaly stopped: the incident resolves on time.
+    let mut resolved = false;
+    for minute in 1..=8 {
+        let t = 2_000 + minute * 60_000;
+        let mut out = c.on_event(
+            &event(
+                &format!("e-r{minute}"),
+                "search",
+                "ERROR",
+                Severity::High,
+                t,
+            ),
+            t,
+        );
+        out.extend(c.tick(t));
+        resolved |= out
+            .iter()
+            .any(|o| matches!(o, Output::Updated(i) if i.status == IncidentStatus::Resolved));
+    }
+    assert!(resolved, "evidence must not hold an incident open");
+}
+
+#[test]
+fn a_marginal_anomaly_alone_opens_nothing_but_joins_a_strong_one_as_evidence() {
+    let mut c = correlator();
+    c.on_anomaly(
+        &anomaly_with("search", "cpu_usage", 0, 0.52, Severity::Medium),
+        0,
+    );
+    assert_eq!(c.waiting().count(), 0, "a marginal deviation pages no one");
+    c.on_anomaly(
+        &anomaly_with("search", "latency_ms", 1_000, 0.9, Severity::High),
+        1_000,
+    );
+    c.on_anomaly(
+        &anomaly_with("search", "cpu_usage", 2_000, 0.55, Severity::Medium),
+        2_000,
+    );
+    let inc = opened(&c.tick(12_000))[0].clone();
+    assert_eq!(inc.anomaly_ids.len(), 2, "{:?}", inc.anomaly_ids);
+}
+
 #[test]
 fn events_count_with_their_severity_and_info_is_ignored() {
-    let mut c = correlator();
+    let mut c = events_open_incidents();
     assert!(
         c.on_event(&event("e-0", "search", "INFO", Severity::Info, 0), 0)
             .is_empty()
@@ -233,7 +309,7 @@ fn events_count_with_their_severity_and_info_is_ignored() {
 
 #[test]
 fn a_recent_deployment_is_cited_as_the_likely_cause() {
-    let mut c = correlator();
+    let mut c = events_open_incidents();
     let mut deploy = event("d-1", "payments", "DEPLOYMENT", Severity::Info, 0);
     deploy
         .metadata
@@ -263,7 +339,7 @@ fn a_recent_deployment_is_cited_as_the_likely_cause() {
             .any(|l| l.source_id == "d-1" && l.kind.as_str() == "causal")
     );
     // A deployment older than the lookback (30 min) is not cited.
-    let mut c = correlator();
+    let mut c = events_open_incidents();
     c.on_event(&deploy, 0);
     c.on_event(
         &event("e-2", "payments", "ERROR", Severity::High, 2_000_000),
@@ -275,7 +351,7 @@ fn a_recent_deployment_is_cited_as_the_likely_cause() {
 
 #[test]
 fn a_deployment_arriving_after_its_symptoms_is_still_cited() {
-    let mut c = correlator();
+    let mut c = events_open_incidents();
     c.on_event(
         &event("e-1", "payments", "ERROR", Severity::High, 60_000),
         60_000,

@@ -169,7 +169,9 @@ async fn cascade_becomes_one_incident_rooted_at_db_and_restarts_open_nothing() {
         .put_topology(&topology, "test", BASE_MS)
         .await
         .expect("topology");
-    let cascade = [anomaly("db", BASE_MS), anomaly("checkout", BASE_MS + 2_000)];
+    // The correlator times signals by their own clock: these arrive within the 100 ms
+    // group wait of the first, so the incident opens with both.
+    let cascade = [anomaly("db", BASE_MS), anomaly("checkout", BASE_MS + 20)];
     // The detection runner stores anomalies before publishing them.
     parts
         .store
@@ -197,7 +199,7 @@ async fn cascade_becomes_one_incident_rooted_at_db_and_restarts_open_nothing() {
     .await;
     // A further signal on checkout folds into the incident: an `Updated` goes out on
     // `incidents.updated`, which the runner reads back (its own echo: a no-op).
-    let later = anomaly("checkout", BASE_MS + 4_000);
+    let later = anomaly("checkout", BASE_MS + 40);
     parts
         .store
         .write_anomalies(std::slice::from_ref(&later))

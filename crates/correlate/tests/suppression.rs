@@ -27,7 +27,11 @@ fn silence(id: &str, matchers: &[(&str, MatchOp, &str)], starts_at: i64, ends_at
 
 #[test]
 fn an_open_critical_incident_inhibits_warnings_downstream() {
-    let mut c = correlator();
+    // Warnings (medium anomalies) open incidents here, unless inhibited.
+    let mut c = correlator_with(sightline_correlate::CorrelatorConfig {
+        min_opening_anomaly_severity: Severity::Low,
+        ..Default::default()
+    });
     // db (criticality 2) × 0.9 = 1.8 → critical.
     c.on_anomaly(&anomaly("db", "latency_ms", 0), 0);
     let inc = opened(&c.tick(10_000))[0].clone();

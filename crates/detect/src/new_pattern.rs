@@ -24,6 +24,17 @@ pub struct NewPatternConfig {
     /// Error-level events a service must have shown before a new fingerprint counts
     /// (the first events of a brand-new service are all "new"). Default 0.
     pub warmup_events: u64,
+    /// How long after a service's first error-level event (event time) its fingerprints
+    /// are learned silently. Every service has a repertoire of routine errors (timeouts,
+    /// 500s with varying details): when sightline first sees a service, each of them is
+    /// "new" once, and flagging them would open incidents on a healthy system. Default
+    /// 1 h; 0 flags from the first event.
+    pub learning_period_ms: i64,
+    /// Severity of a new-pattern anomaly. A never-seen error is a lead, not by itself a
+    /// page: at the default `medium` it joins the incident its service's other signals
+    /// open (and names the new error in it) but opens none alone (see the correlator's
+    /// `min_opening_anomaly_severity`). `None` keeps the event's own severity.
+    pub severity: Option<Severity>,
 }
 
 impl Default for NewPatternConfig {
@@ -32,6 +43,8 @@ impl Default for NewPatternConfig {
             max_fingerprints_per_service: 10_000,
             max_services: 10_000,
             warmup_events: 0,
+            learning_period_ms: 3_600_000,
+            severity: Some(Severity::Medium),
         }
     }
 }
@@ -82,6 +95,9 @@ impl LruSet {
 struct ServicePatterns {
     fingerprints: LruSet,
     error_events: u64,
+    /// Event time of the service's first error-level event (start of its learning period).
+    #[serde(default)]
+    first_error_ms: Option<i64>,
 }
 
 /// Whether an event was a new pattern.
@@ -134,13 +150,14 @@ impl NewPatternDetector {
         self.services.len()
     }
 
-    /// Judges one event given its parts.
+    /// Judges one event given its parts; `timestamp` is its event time (ms).
     pub fn observe_parts(
         &mut self,
         service: &str,
         fingerprint: &str,
         severity: Severity,
         event_type: &str,
+        timestamp: i64,
     ) -> PatternVerdict {
         if !is_error_level(severity, event_type) {
             return PatternVerdict::Ignored;
@@ -157,7 +174,9 @@ impl NewPatternDetector {
             .fingerprints
             .evict_to(self.config.max_fingerprints_per_service.max(1));
         patterns.error_events += 1;
-        if known || patterns.error_events <= self.config.warmup_events {
+        let learning_since = *patterns.first_error_ms.get_or_insert(timestamp);
+        let learning = timestamp.saturating_sub(learning_since) < self.config.learning_period_ms;
+        if known || learning || patterns.error_events <= self.config.warmup_events {
             PatternVerdict::Known
         } else {
             PatternVerdict::New
@@ -172,6 +191,7 @@ impl NewPatternDetector {
             &event.fingerprint,
             event.severity,
             &event.event_type,
+            event.timestamp,
         );
         if verdict != PatternVerdict::New {
             return None;
@@ -190,7 +210,7 @@ impl NewPatternDetector {
             expected_low: 0.0,
             expected_high: 0.0,
             score: 1.0,
-            severity: event.severity,
+            severity: self.config.severity.unwrap_or(event.severity),
             explanation: format!(
                 "new {} pattern on {}: first occurrence of {} ({summary})",
                 event.event_type, event.service_name, event.fingerprint

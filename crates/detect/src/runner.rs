@@ -65,7 +65,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sightline_codec::{Codec, read_event, read_metric};
@@ -78,6 +78,7 @@ use crate::event_rate::{EventRateConfig, EventRateDetector};
 use crate::new_pattern::{NewPatternConfig, NewPatternDetector, is_error_level};
 use crate::report::to_anomaly;
 use crate::{DetectConfig, DetectError, Detector, SeriesDetectors};
+use sightline_model::clock::now_ms;
 
 /// The consumer group the runner commits its positions under.
 pub const GROUP: &str = "detect";
@@ -277,13 +278,6 @@ impl DetectionState {
             window.count += 1;
         }
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// Runs detection until `shutdown` completes (then saves a final checkpoint and returns

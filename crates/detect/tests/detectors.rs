@@ -266,40 +266,85 @@ fn new_pattern_flags_first_error_of_a_fingerprint_per_service_within_the_cap() {
         max_fingerprints_per_service: 3,
         max_services: 2,
         warmup_events: 0,
+        learning_period_ms: 0,
+        severity: None,
     });
     assert_eq!(
-        d.observe_parts("api", "fp-a", Severity::High, "ERROR"),
+        d.observe_parts("api", "fp-a", Severity::High, "ERROR", 0),
         PatternVerdict::New
     );
     assert_eq!(
-        d.observe_parts("api", "fp-a", Severity::High, "ERROR"),
+        d.observe_parts("api", "fp-a", Severity::High, "ERROR", 0),
         PatternVerdict::Known
     );
     assert_eq!(
-        d.observe_parts("api", "fp-b", Severity::Info, "INFO"),
+        d.observe_parts("api", "fp-b", Severity::Info, "INFO", 0),
         PatternVerdict::Ignored
     );
     // same fingerprint, other service: new there
     assert_eq!(
-        d.observe_parts("db", "fp-a", Severity::Critical, "ERROR"),
+        d.observe_parts("db", "fp-a", Severity::Critical, "ERROR", 0),
         PatternVerdict::New
     );
     for fp in ["fp-b", "fp-c", "fp-d"] {
         assert_eq!(
-            d.observe_parts("api", fp, Severity::High, "ERROR"),
+            d.observe_parts("api", fp, Severity::High, "ERROR", 0),
             PatternVerdict::New
         );
     }
     assert_eq!(d.remembered("api"), 3);
     // fp-a was least recently seen and got evicted: new again
     assert_eq!(
-        d.observe_parts("api", "fp-a", Severity::High, "ERROR"),
+        d.observe_parts("api", "fp-a", Severity::High, "ERROR", 0),
         PatternVerdict::New
     );
     // a third service evicts the least recently active one (db)
-    d.observe_parts("web", "x", Severity::High, "ERROR");
+    d.observe_parts("web", "x", Severity::High, "ERROR", 0);
     assert_eq!(d.services(), 2);
     assert_eq!(d.remembered("db"), 0);
+}
+
+#[test]
+fn new_pattern_learns_a_service_s_routine_errors_silently_during_its_learning_period() {
+    let mut d = NewPatternDetector::new(NewPatternConfig {
+        learning_period_ms: HOUR,
+        ..NewPatternConfig::default()
+    });
+    let t0 = 1_700_000_000_000;
+    for (i, fp) in ["timeout", "500", "conn-reset"].iter().enumerate() {
+        assert_eq!(
+            d.observe_parts(
+                "api",
+                fp,
+                Severity::High,
+                "ERROR",
+                t0 + i as i64 * 10 * MINUTE
+            ),
+            PatternVerdict::Known,
+            "{fp} is routine: learned during the first hour"
+        );
+    }
+    // After the hour, a fingerprint never seen is new; the learned ones are not.
+    let later = t0 + 2 * HOUR;
+    assert_eq!(
+        d.observe_parts("api", "timeout", Severity::High, "ERROR", later),
+        PatternVerdict::Known
+    );
+    assert_eq!(
+        d.observe_parts(
+            "api",
+            "NullPointerException",
+            Severity::High,
+            "ERROR",
+            later
+        ),
+        PatternVerdict::New
+    );
+    // Another service starts its own learning period at its first error.
+    assert_eq!(
+        d.observe_parts("db", "deadlock", Severity::High, "ERROR", later),
+        PatternVerdict::Known
+    );
 }
 
 fn all_specs() -> Vec<DetectorSpec> {

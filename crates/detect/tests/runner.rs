@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sightline_detect::DetectConfig;
+use sightline_detect::new_pattern::NewPatternConfig;
 use sightline_detect::runner::{DetectionRunnerConfig, GROUP, run_detection};
 use sightline_log::{EmbeddedLog, EventLog, LogConfig, Record, TopicConfig};
 use sightline_model::{Anomaly, Event, Metric, Signal, topics};
@@ -58,6 +59,11 @@ fn config(checkpoint_interval: Duration) -> DetectionRunnerConfig {
     .expect("config");
     DetectionRunnerConfig {
         detect,
+        // The service's first error ever is the new pattern under test.
+        new_pattern: NewPatternConfig {
+            learning_period_ms: 0,
+            ..NewPatternConfig::default()
+        },
         checkpoint_interval,
         tick_interval: Duration::from_millis(50),
         batch_size: 64,

@@ -177,6 +177,11 @@ impl Ingestor {
         self
     }
 
+    /// The codec record values are written with; `None`: JSON.
+    pub fn codec(&self) -> Option<&Codec> {
+        self.codec.as_ref()
+    }
+
     /// Ingests a body holding one document, a JSON array or NDJSON (detected from its
     /// content). Valid items are appended even when others are refused, unless `atomic`.
     pub async fn ingest(

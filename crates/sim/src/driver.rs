@@ -26,10 +26,11 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::SimError;
-use crate::generator::{Burst, EventGenerator, GeneratorConfig, MetricGenerator, now_ms};
+use crate::generator::{Burst, EventGenerator, GeneratorConfig, MetricGenerator};
 use crate::scenario::ecommerce::{EcommerceConfig, EcommerceGenerator};
 use crate::scenario::incidents::{self, IncidentsConfig};
 use crate::scenario::{GroundTruth, ScenarioKind};
+use sightline_model::clock::now_ms;
 
 /// Retries of one batch answered with 429/503 before it is counted as failed.
 pub const MAX_RETRIES: u32 = 10;

@@ -21,6 +21,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
+use sightline_model::clock::now_ms;
 
 /// The `source` every simulated event carries.
 pub const SOURCE: &str = "sightline-sim";
@@ -1014,11 +1015,6 @@ fn version_text((major, minor, patch): (u32, u32, u32)) -> String {
 }
 
 /// The wall clock in epoch milliseconds.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
 
 // ---------------------------------------------------------------------------------------
 // Metrics.

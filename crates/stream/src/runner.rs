@@ -46,7 +46,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use sightline_codec::{Codec, read_event, read_metric};
 use sightline_log::{Delivered, EventLog, Position, Record, Subscription, TopicConfig};
@@ -57,6 +57,7 @@ use crate::checkpoint::{CheckpointStore, SourcePositions};
 use crate::error::StreamError;
 use crate::rollup::{EventCount, JOB_NAME, Rollup, RollupConfig, RollupJob, RollupOutput};
 use crate::telemetry;
+use sightline_model::clock::now_ms;
 
 /// The consumer group the runner commits its positions under.
 pub const GROUP: &str = "stream-rollups";
@@ -120,13 +121,6 @@ pub fn event_count_row(c: &EventCount) -> EventCountRow {
         window_end: c.window_end,
         count: c.count,
     }
-}
-
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// Runs the rollup job until `shutdown` completes (then saves a final checkpoint and

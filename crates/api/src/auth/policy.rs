@@ -65,6 +65,8 @@ pub const POLICY: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/queries/{name}", R(Role::Viewer)),
     ("DELETE", "/api/v1/queries/{name}", R(Role::Engineer)),
     ("GET", "/api/v1/queries/{name}/changes", R(Role::Viewer)),
+    // The live stream of the pipeline (dashboard).
+    ("GET", "/api/v1/stream", R(Role::Viewer)),
     ("POST", "/api/v1/query", R(Role::Viewer)),
     // Incidents: viewers read, engineers act.
     ("GET", "/api/v1/incidents", R(Role::Viewer)),

@@ -222,6 +222,8 @@ pub struct DetectSection {
     pub detectors: sightline_detect::DetectConfig,
     /// Width of the error-event count windows the event-rate detector judges, ms.
     pub event_rate_window_ms: i64,
+    /// The new-error-pattern detector (`[detect.new_pattern]`: learning period, caps).
+    pub new_pattern: sightline_detect::new_pattern::NewPatternConfig,
 }
 
 impl Default for DetectSection {
@@ -230,6 +232,7 @@ impl Default for DetectSection {
             enabled: true,
             detectors: sightline_detect::DetectConfig::default(),
             event_rate_window_ms: 60_000,
+            new_pattern: sightline_detect::new_pattern::NewPatternConfig::default(),
         }
     }
 }
@@ -242,6 +245,13 @@ pub struct CorrelateSection {
     pub enabled: bool,
     /// Grouping, timing, inhibition, flapping and severity rules.
     pub rules: sightline_correlate::CorrelatorConfig,
+    /// The service dependency graph, inline (`[correlate.topology.services.checkout]
+    /// depends_on = ["payments"]`). Written to the store at start when it differs from the
+    /// stored one; `PUT /api/v1/topology` changes it at run time.
+    pub topology: Option<sightline_model::Topology>,
+    /// The same from a file: JSON when it ends in `.json` (what `sightline simulate
+    /// --topology-out` writes), TOML otherwise. Exclusive with `topology`.
+    pub topology_path: Option<PathBuf>,
 }
 
 impl Default for CorrelateSection {
@@ -249,7 +259,45 @@ impl Default for CorrelateSection {
         Self {
             enabled: true,
             rules: sightline_correlate::CorrelatorConfig::default(),
+            topology: None,
+            topology_path: None,
         }
+    }
+}
+
+impl CorrelateSection {
+    /// The configured topology, read and validated; `None` when none is configured.
+    pub fn configured_topology(&self) -> Result<Option<sightline_model::Topology>, String> {
+        let topology = match (&self.topology, &self.topology_path) {
+            (Some(_), Some(_)) => {
+                return Err("correlate: set `topology` or `topology_path`, not both".to_owned());
+            }
+            (Some(t), None) => t.clone(),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    format!(
+                        "correlate.topology_path: cannot read {}: {e}",
+                        path.display()
+                    )
+                })?;
+                let parsed = if path.extension().is_some_and(|e| e == "json") {
+                    serde_json::from_str(&text).map_err(|e| e.to_string())
+                } else {
+                    toml::from_str(&text).map_err(|e| e.to_string())
+                };
+                parsed.map_err(|e| {
+                    format!(
+                        "correlate.topology_path: {} is not a topology: {e}",
+                        path.display()
+                    )
+                })?
+            }
+            (None, None) => return Ok(None),
+        };
+        topology
+            .validate()
+            .map_err(|e| format!("correlate.topology: {e}"))?;
+        Ok(Some(topology))
     }
 }
 

@@ -27,7 +27,7 @@ use sightline_cache::{Cache, MemoryCache, RedisCache, live};
 use sightline_codec::Codec;
 use sightline_ingest::{Ingestor, kafka_source};
 use sightline_log::{EmbeddedLog, EventLog, KafkaLog, LogError, TopicConfig};
-use sightline_model::{Clock, topics};
+use sightline_model::{Clock, Topology, topics};
 use sightline_store::{PgStore, SqliteStore, Store, StoreError, sink};
 use sightline_stream::rollup::RollupConfig;
 use sightline_stream::{CheckpointStore, FileCheckpointStore, WatermarkConfig, runner};
@@ -99,6 +99,13 @@ impl Node {
         let mut tasks = Vec::new();
         let mut threads = Vec::new();
         let (store, pg) = open_store(&config).await?;
+        if let Some(topology) = config
+            .correlate
+            .configured_topology()
+            .map_err(NodeError::Config)?
+        {
+            apply_topology(store.as_ref(), &topology).await?;
+        }
         if let Some(pg) = pg
             && config.store.postgres.retention_days.is_some()
         {
@@ -184,6 +191,7 @@ impl Node {
                 let detect_config = sightline_detect::runner::DetectionRunnerConfig {
                     detect: config.detect.detectors.clone(),
                     event_rate_window_ms: config.detect.event_rate_window_ms,
+                    new_pattern: config.detect.new_pattern.clone(),
                     codec: Some(codec.clone()),
                     checkpoint_interval: std::time::Duration::from_millis(
                         config.stream.checkpoint_interval_ms,
@@ -285,6 +293,7 @@ impl Node {
             auth,
             config: config.api.clone(),
             queries_changed,
+            live: crate::live::LiveSlots::new(config.api.max_live_connections),
             stopping: stop.subscribe(),
         };
         let app = router(state, config.role).map_err(NodeError::Config)?;
@@ -488,4 +497,23 @@ async fn pg_retention(store: PgStore, mut stopped: watch::Receiver<bool>) {
             Err(e) => tracing::warn!(error = %e, "store retention failed"),
         }
     }
+}
+
+/// Writes the configured service topology to the store unless it already holds it, so a
+/// restart with an unchanged file changes nothing and a changed file wins over the stored
+/// graph (until the next `PUT /api/v1/topology`).
+async fn apply_topology(store: &dyn Store, topology: &Topology) -> Result<(), NodeError> {
+    let stored = store.get_topology().await?;
+    if stored.is_some_and(|s| &s.topology == topology) {
+        return Ok(());
+    }
+    let version = store
+        .put_topology(topology, "config", sightline_model::clock::now_ms())
+        .await?;
+    tracing::info!(
+        version,
+        services = topology.services.len(),
+        "service topology from the configuration stored"
+    );
+    Ok(())
 }

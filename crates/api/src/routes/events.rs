@@ -9,6 +9,7 @@ use sightline_store::{Analytics, AnalyticsQuery, EventQuery, GroupBy, Page};
 
 use super::params::{self, bad};
 use crate::{ApiError, AppState};
+use sightline_model::clock::now_ms;
 
 /// The event query routes.
 pub fn routes() -> super::Routes {
@@ -16,10 +17,6 @@ pub fn routes() -> super::Routes {
         .get("/api/v1/events", list)
         .get("/api/v1/events/analytics", analytics)
         .get("/api/v1/events/{id}", by_id)
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// `GET /api/v1/events?severity=&hours=&from=&to=&host=&service=&event_type=&environment=&q=&limit=&cursor=`

@@ -27,6 +27,7 @@ use crate::auth::ClientIp;
 use crate::body::{SmallBody, parse_json};
 use crate::request_id::CorrelationId;
 use crate::{ApiError, AppState};
+use sightline_model::clock::now_ms;
 
 /// Most events an incident's detail carries.
 const MAX_DETAIL_EVENTS: usize = 100;
@@ -55,10 +56,6 @@ pub fn routes() -> super::Routes {
         .patch("/api/incidents/{id}", update)
         .get("/api/v1/anomalies", anomalies)
         .get("/api/v1/events/{id}/correlations", event_correlations)
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ApiError {

@@ -14,6 +14,7 @@ pub mod ops;
 mod params;
 pub mod queries;
 pub mod silences;
+pub mod stream;
 pub mod topics;
 pub mod topology;
 

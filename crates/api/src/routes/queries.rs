@@ -9,31 +9,23 @@
 //! emitted after it connected, from whichever node runs the query.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
-use std::sync::Arc;
-use std::time::Duration;
 
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use sightline_auth::{Actor, Principal};
-use sightline_log::{Delivered, EventLog, Position, Subscription};
+use sightline_log::{Delivered, EventLog};
 use sightline_store::{MAX_QUERY_ROWS, QueryRowsRequest, StreamStatement};
 use sightline_stream::sql::{Catalog, CatalogDefinitions, Executed, StoredStatement};
-use tokio::sync::watch;
 
 use super::params::reject_unknown;
 use crate::auth::ClientIp;
 use crate::body::{SmallBody, parse_json};
-use crate::{ApiError, AppState};
-
-/// Most rows one push message batch carries.
-const PUSH_BATCH: usize = 500;
+use crate::{ApiError, AppState, live};
 
 /// The continuous-SQL routes.
 pub fn routes() -> super::Routes {
@@ -381,28 +373,6 @@ fn change_json(d: &Delivered) -> String {
     serde_json::to_string(&change).unwrap_or_default()
 }
 
-/// A subscription to `topic` positioned at its current end, under a group of its own.
-async fn tail(log: &Arc<dyn EventLog>, topic: &str) -> Result<Box<dyn Subscription>, ApiError> {
-    let unavailable = |e: sightline_log::LogError| ApiError::Unavailable {
-        reason: format!("the event log is unavailable: {e}"),
-        retry_after: 5,
-    };
-    let stats = log.stats().await.map_err(unavailable)?;
-    let group = format!("push-{}", uuid::Uuid::now_v7());
-    let mut sub = log.subscribe(&group, &[topic]).await.map_err(unavailable)?;
-    if let Some(t) = stats.iter().find(|t| t.name == topic) {
-        for p in &t.partitions {
-            sub.seek(&Position {
-                topic: Arc::from(topic),
-                partition: p.partition,
-                offset: p.end_offset,
-            })
-            .map_err(unavailable)?;
-        }
-    }
-    Ok(sub)
-}
-
 /// `GET /api/v1/queries/{name}/changes`: every row the query emits from now on — as
 /// Server-Sent Events (`event: row`, one JSON change per event), or as WebSocket text
 /// messages (one JSON change each) when the request is a WebSocket upgrade.
@@ -411,67 +381,20 @@ async fn changes(
     Path(name): Path<String>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    let slot = state.live.acquire()?;
     let (_, catalog) = load(&state).await?;
     let Some(query) = catalog.query(&name) else {
         return Err(ApiError::NotFound(format!("no query named '{name}'")));
     };
-    let sub = tail(&state.log, query.output_topic()).await?;
-    let stopping = state.stopping.clone();
-    Ok(match ws {
-        // Not an upgrade request: Server-Sent Events.
-        Ok(ws) => ws.on_upgrade(move |socket| push_ws(socket, sub, stopping)),
-        Err(_) => {
-            let stream = futures::stream::unfold(
-                (sub, stopping, Vec::<String>::new()),
-                |(mut sub, mut stopping, mut pending)| async move {
-                    loop {
-                        if let Some(json) = pending.pop() {
-                            let event = SseEvent::default().event("row").data(json);
-                            return Some((Ok::<_, Infallible>(event), (sub, stopping, pending)));
-                        }
-                        let batch = tokio::select! {
-                            batch = sub.next_batch(PUSH_BATCH) => batch.ok()?,
-                            () = until_stopped(&mut stopping) => return None,
-                        };
-                        // Popped from the back: store reversed to send in order.
-                        pending = batch.iter().rev().map(change_json).collect();
-                    }
-                },
-            );
-            Sse::new(stream)
-                .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-                .into_response()
-        }
-    })
-}
-
-async fn push_ws(
-    mut socket: WebSocket,
-    mut sub: Box<dyn Subscription>,
-    mut stopping: watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            batch = sub.next_batch(PUSH_BATCH) => {
-                let Ok(batch) = batch else { break };
-                for d in &batch {
-                    if socket.send(Message::Text(change_json(d).into())).await.is_err() {
-                        return;
-                    }
-                }
-            }
-            incoming = socket.recv() => match incoming {
-                // The client only listens; a close or an error ends the push.
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
-                Some(Ok(_)) => {}
-            },
-            () = until_stopped(&mut stopping) => break,
-        }
-    }
-    let _ = socket.send(Message::Close(None)).await;
-}
-
-/// Completes when the node starts stopping.
-async fn until_stopped(stopping: &mut watch::Receiver<bool>) {
-    let _ = stopping.wait_for(|s| *s).await;
+    let sub = live::tail(&state.log, &[query.output_topic()]).await?;
+    Ok(live::respond(
+        ws,
+        live::Push {
+            _slot: slot,
+            sub,
+            render: Box::new(|d| Some(("row", change_json(d)))),
+            stopping: state.stopping.clone(),
+            route: "changes",
+        },
+    ))
 }

@@ -18,6 +18,7 @@ use super::params::{self, bad, reject_unknown};
 use crate::auth::ClientIp;
 use crate::body::{SmallBody, parse_json};
 use crate::{ApiError, AppState};
+use sightline_model::clock::now_ms;
 
 /// Most matchers one silence may have.
 const MAX_MATCHERS: usize = 64;
@@ -34,10 +35,6 @@ pub fn routes() -> super::Routes {
         .get("/api/v1/silences", list)
         .post("/api/v1/silences", create)
         .delete("/api/v1/silences/{id}", expire)
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ApiError {

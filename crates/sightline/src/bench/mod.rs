@@ -4,6 +4,7 @@
 mod backends;
 mod crash;
 mod http;
+mod incidents;
 mod ingest;
 mod nab;
 mod node;
@@ -30,6 +31,10 @@ pub enum BenchCommand {
     SqlCrash(sql_crash::SqlCrashArgs),
     /// Anomaly-detection quality: the default detector on the NAB corpus, NAB-scored.
     Nab(nab::NabArgs),
+    /// Incident quality end to end: the simulator's fault scenario through a node, scored
+    /// against its ground truth (incidents per fault, faults detected, false incidents,
+    /// detection delay, ingest-to-incident latency).
+    Incidents(incidents::IncidentsArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
@@ -39,6 +44,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Sql(args) => sql::run(args).await,
         BenchCommand::SqlCrash(args) => sql_crash::run(args).await,
         BenchCommand::Nab(args) => nab::run(args).await,
+        BenchCommand::Incidents(args) => incidents::run(args).await,
     }
 }
 

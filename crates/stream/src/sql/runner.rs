@@ -34,8 +34,9 @@ use super::catalog::{Catalog, CatalogDefinitions, StoredStatement};
 use super::query::{ContinuousQuery, OutputRow, Processed};
 use crate::checkpoint::{Checkpoint, CheckpointStore, SourcePositions};
 use crate::error::StreamError;
-use crate::runner::{commit_positions, now_ms, retry_store_write, seek_to};
+use crate::runner::{commit_positions, retry_store_write, seek_to};
 use crate::telemetry;
+use sightline_model::clock::now_ms;
 
 /// Retention of the topics a query creates (output, `.late`, `.dlq`): 7 days.
 const TOPIC_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
