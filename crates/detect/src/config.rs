@@ -23,6 +23,7 @@ use crate::ensemble::{Ensemble, EnsembleConfig};
 use crate::ewma::{EwmaConfig, EwmaDetector};
 use crate::seasonal::{SeasonalConfig, SeasonalDetector};
 use crate::threshold::{ThresholdConfig, ThresholdDetector};
+use crate::trend::{TrendConfig, TrendDetector};
 use crate::zscore::{RobustZScoreDetector, ZScoreConfig, ZScoreDetector};
 use crate::{DetectError, Detector, Verdict};
 
@@ -44,6 +45,8 @@ pub enum DetectorSpec {
     Changepoint(ChangePointConfig),
     /// The default ensemble.
     Ensemble(EnsembleConfig),
+    /// Least-squares climb toward capacity (leaks, filling disks): see [`crate::trend`].
+    Trend(TrendConfig),
 }
 
 impl DetectorSpec {
@@ -63,6 +66,7 @@ impl DetectorSpec {
                 AnyDetector::Changepoint(ChangePointDetector::new(c.clone()))
             }
             DetectorSpec::Ensemble(c) => AnyDetector::Ensemble(Box::new(Ensemble::new(c.clone()))),
+            DetectorSpec::Trend(c) => AnyDetector::Trend(TrendDetector::new(c.clone())),
         }
     }
 
@@ -93,6 +97,14 @@ impl DetectorSpec {
             DetectorSpec::Ensemble(c) if c.window < 3 || c.max_history > 1_000_000 => {
                 bad("ensemble window must be ≥ 3 and max_history ≤ 1000000")
             }
+            DetectorSpec::Trend(c)
+                if c.window_ms <= 0
+                    || c.horizon_ms <= 0
+                    || !c.capacity.is_finite()
+                    || !(0.0..=1.0).contains(&c.min_r2) =>
+            {
+                bad("trend window_ms and horizon_ms must be > 0, capacity finite, min_r2 in 0..=1")
+            }
             _ => Ok(()),
         }
     }
@@ -118,6 +130,8 @@ pub enum AnyDetector {
     Changepoint(ChangePointDetector),
     /// See [`Ensemble`].
     Ensemble(Box<Ensemble>),
+    /// See [`TrendDetector`].
+    Trend(TrendDetector),
 }
 
 impl AnyDetector {
@@ -130,6 +144,7 @@ impl AnyDetector {
             AnyDetector::Seasonal(d) => d.as_mut(),
             AnyDetector::Changepoint(d) => d,
             AnyDetector::Ensemble(d) => d.as_mut(),
+            AnyDetector::Trend(d) => d,
         }
     }
 
@@ -143,6 +158,7 @@ impl AnyDetector {
             AnyDetector::Seasonal(_) => "its seasonal forecast",
             AnyDetector::Changepoint(_) => "its current regime's mean",
             AnyDetector::Ensemble(_) => "its expected value",
+            AnyDetector::Trend(_) => "the level its steady climb toward capacity began at,",
         }
     }
 }
@@ -157,6 +173,7 @@ impl Detector for AnyDetector {
             AnyDetector::Seasonal(_) => "seasonal",
             AnyDetector::Changepoint(_) => "changepoint",
             AnyDetector::Ensemble(_) => "ensemble",
+            AnyDetector::Trend(_) => "trend",
         }
     }
 
@@ -199,7 +216,19 @@ impl Default for DetectConfig {
     fn default() -> Self {
         DetectConfig {
             max_series: 10_000,
-            rules: Vec::new(),
+            // Saturating resources also get a forecast toward capacity: a leak is a climb
+            // the deviation detectors learn as normal.
+            rules: ["memory*", "disk*"]
+                .into_iter()
+                .map(|metric_type| SeriesRule {
+                    service: "*".into(),
+                    metric_type: metric_type.into(),
+                    detectors: vec![
+                        DetectorSpec::Ensemble(EnsembleConfig::default()),
+                        DetectorSpec::Trend(TrendConfig::default()),
+                    ],
+                })
+                .collect(),
             default: vec![DetectorSpec::Ensemble(EnsembleConfig::default())],
         }
     }

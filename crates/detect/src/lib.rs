@@ -17,10 +17,11 @@
 //! | Bayesian online change point (truncated run lengths) | [`changepoint`] | regime changes |
 //! | error-event rate vs a Poisson baseline | [`event_rate`] | error bursts |
 //! | first error of a never-seen fingerprint | [`new_pattern`] | new failure modes |
+//! | least-squares climb toward capacity | [`trend`] | leaks, filling disks |
 //! | the default ensemble | [`ensemble`] | all of the above, one alert per problem |
 //!
 //! [`DetectConfig`] chooses detectors per (service, metric type) by glob rules, with the
-//! ensemble as the default; [`SeriesDetectors`] keeps one detector set per series (capped)
+//! ensemble as the default (plus the trend forecast on `memory*` and `disk*`); [`SeriesDetectors`] keeps one detector set per series (capped)
 //! and turns anomalous verdicts into [`sightline_model::Anomaly`]s with deterministic ids
 //! and a one-line explanation ([`report`]). [`nab`] runs the default ensemble over the
 //! Numenta Anomaly Benchmark with NAB's scoring (`sightline bench nab`).
@@ -69,6 +70,7 @@ pub mod runner;
 pub mod seasonal;
 pub mod stats;
 pub mod threshold;
+pub mod trend;
 mod verdict;
 pub mod window;
 pub mod zscore;
