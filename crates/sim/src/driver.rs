@@ -6,7 +6,8 @@
 //! schedule derived from the target rate, not when the previous request returns, so a slow
 //! server shows up as latency and as a lower achieved rate instead of silently slowing the
 //! producer down. At most `concurrency` requests are in flight; backpressure answers
-//! (429/503 with `Retry-After`) are honoured by retrying the same batch, boundedly.
+//! (429/503 with `Retry-After`) are honoured by retrying the same batch, boundedly, and a
+//! batch that cannot even be connected (a node restarting) is resent the same way.
 //! Every item sent ends up in exactly one of acknowledged, rejected or failed.
 
 use std::fmt;
@@ -38,6 +39,9 @@ pub const MAX_RETRIES: u32 = 10;
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// Latency samples kept for the percentiles (a uniform reservoir beyond that).
 pub const LATENCY_SAMPLES: usize = 1_000_000;
+/// Pause before resending a batch the node could not be connected to (bounded by
+/// [`MAX_RETRIES`]: about 5 s of unreachability is ridden out).
+pub const CONNECT_RETRY: Duration = Duration::from_millis(500);
 /// Time limit of one HTTP request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -978,6 +982,16 @@ async fn deliver(
         let sent_at = Instant::now();
         let response = match client.execute(attempt).await {
             Ok(r) => r,
+            // Nothing was sent (the node is restarting, say): as safe to resend as a 503.
+            Err(e) if e.is_connect() && out.retries < u64::from(MAX_RETRIES) => {
+                tracing::debug!(error = %e, url, "cannot connect; retrying");
+                out.retries += 1;
+                tokio::select! {
+                    () = tokio::time::sleep(CONNECT_RETRY) => {}
+                    _ = stop.wait_for(|stopped| *stopped) => return out,
+                }
+                continue;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, url, "request failed");
                 return out;

@@ -20,6 +20,10 @@
 //!   point was due to be sent (the driver sends each item at `start + (t − t₀) / speed`; a
 //!   driver that falls behind makes this larger, never smaller) to the incident's arrival
 //!   on the stream. It includes the group wait, scaled down by the replay speed.
+//!
+//! With `--kills N` the node is killed with SIGKILL N times during the run and restarted
+//! on its data (the driver resends what it could not connect): detection, correlation and
+//! their checkpoints must ride it out — the same scores, and no anomaly in two incidents.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -64,6 +68,11 @@ pub struct IncidentsArgs {
     /// Number of faults (default: one of each of the five kinds per simulated day).
     #[arg(long)]
     faults: Option<usize>,
+    /// Kill the node with SIGKILL this many times while the scenario plays (evenly
+    /// spaced), restarting it at once on the same data: the scores must not change, and
+    /// no anomaly may end up in two incidents.
+    #[arg(long, default_value_t = 0)]
+    kills: u32,
     /// Keep the node's data here (default: a temporary directory, removed afterwards).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -106,6 +115,11 @@ struct IncidentsReport {
     items_acknowledged: u64,
     /// Incidents whose first anomaly was not seen on the stream (no latency sample).
     latency_unsampled: usize,
+    /// SIGKILLs of the node during the run.
+    kills: u32,
+    /// Anomaly ids listed by more than one stored incident (a replay that opened a
+    /// duplicate would show here); must be 0.
+    anomalies_in_two_incidents: usize,
     per_fault: Vec<FaultResult>,
 }
 
@@ -181,7 +195,7 @@ pub async fn run(args: IncidentsArgs) -> anyhow::Result<ExitCode> {
         &topology_path,
         serde_json::to_vec(&sightline_sim::scenario::incidents::topology())?,
     )?;
-    let node = NodeProcess::new(
+    let mut node = NodeProcess::new(
         dir.join("node"),
         "all",
         vec![(
@@ -199,7 +213,7 @@ pub async fn run(args: IncidentsArgs) -> anyhow::Result<ExitCode> {
     let seen = follow(&base).await?;
     let now = now_ms();
     let start_ms = sightline_sim::incidents_start(now, args.duration, args.speed);
-    let sim = sightline_sim::run_until(
+    let drive = sightline_sim::run_until(
         SimulateOptions {
             target: base.clone(),
             scenario: ScenarioKind::Incidents,
@@ -213,9 +227,23 @@ pub async fn run(args: IncidentsArgs) -> anyhow::Result<ExitCode> {
             ..SimulateOptions::default()
         },
         std::future::pending::<()>(),
-    )
-    .await
-    .context("driving the scenario")?;
+    );
+    // Kills at even fractions of the run's wall time; the driver rides out the restarts.
+    let started = Instant::now();
+    let wall = args.duration.as_secs_f64() / args.speed;
+    let killer = async {
+        for k in 1..=args.kills {
+            let at = Duration::from_secs_f64(wall * f64::from(k) / f64::from(args.kills + 1));
+            tokio::time::sleep_until(tokio::time::Instant::from_std(started + at)).await;
+            node.kill().await?;
+            node.start().await?;
+            http::wait_healthy(&client, &base, Duration::from_secs(60)).await?;
+        }
+        anyhow::Ok(())
+    };
+    let (sim, killed) = tokio::join!(drive, killer);
+    killed.context("killing and restarting the node")?;
+    let sim = sim.context("driving the scenario")?;
     let Some(sightline_sim::GroundTruth::Incidents(truth)) = sim.ground_truth.clone() else {
         anyhow::bail!("the simulator returned no ground truth for the incidents scenario");
     };
@@ -273,50 +301,37 @@ impl Follower {
     }
 }
 
-/// Follows anomalies and new incidents on the node's live stream.
+/// Follows anomalies and new incidents on the node's live stream, reconnecting when the
+/// node restarts.
 async fn follow(base: &str) -> anyhow::Result<Follower> {
     let url = format!(
         "{}/api/v1/stream?topics=anomalies,incidents.detected",
         base.replacen("http", "ws", 1)
     );
-    let (mut socket, _) = tokio_tungstenite::connect_async(url)
+    let (first, _) = tokio_tungstenite::connect_async(url.as_str())
         .await
         .context("connecting to /api/v1/stream")?;
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Seen::default()));
     let last_message = std::sync::Arc::new(std::sync::Mutex::new(Instant::now()));
     let (s, l) = (seen.clone(), last_message.clone());
     let task = tokio::spawn(async move {
-        while let Some(Ok(msg)) = socket.next().await {
-            let tokio_tungstenite::tungstenite::Message::Text(text) = msg else {
+        let mut socket = Some(first);
+        // Bounded: a node that stays down ends the following after about a minute.
+        let mut reconnects = 0;
+        while reconnects < 300 {
+            let Some(mut ws) = socket.take() else {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                reconnects += 1;
+                socket = tokio_tungstenite::connect_async(url.as_str())
+                    .await
+                    .ok()
+                    .map(|(ws, _)| ws);
                 continue;
             };
-            let arrived = now_ms();
-            let Ok(message) = serde_json::from_str::<Value>(&text) else {
-                continue;
-            };
-            if let Ok(mut t) = l.lock() {
-                *t = Instant::now();
-            }
-            let Ok(mut seen) = s.lock() else { return };
-            match message["topic"].as_str() {
-                Some("anomalies") => {
-                    if let (Some(id), Some(ts)) = (
-                        message["value"]["id"].as_str(),
-                        message["value"]["timestamp"].as_i64(),
-                    ) {
-                        seen.anomaly_ts.insert(id.to_owned(), ts);
-                    }
+            while let Some(Ok(msg)) = ws.next().await {
+                if let tokio_tungstenite::tungstenite::Message::Text(text) = msg {
+                    record(&s, &l, &text);
                 }
-                Some("incidents.detected") => {
-                    if let Ok(incident) =
-                        serde_json::from_value::<Incident>(message["value"].clone())
-                    {
-                        seen.detected
-                            .entry(incident.id.clone())
-                            .or_insert((arrived, incident));
-                    }
-                }
-                _ => {}
             }
         }
     });
@@ -325,6 +340,36 @@ async fn follow(base: &str) -> anyhow::Result<Follower> {
         last_message,
         task,
     })
+}
+
+/// Notes one stream message.
+fn record(seen: &std::sync::Mutex<Seen>, last_message: &std::sync::Mutex<Instant>, text: &str) {
+    let arrived = now_ms();
+    let Ok(message) = serde_json::from_str::<Value>(text) else {
+        return;
+    };
+    if let Ok(mut t) = last_message.lock() {
+        *t = Instant::now();
+    }
+    let Ok(mut seen) = seen.lock() else { return };
+    match message["topic"].as_str() {
+        Some("anomalies") => {
+            if let (Some(id), Some(ts)) = (
+                message["value"]["id"].as_str(),
+                message["value"]["timestamp"].as_i64(),
+            ) {
+                seen.anomaly_ts.insert(id.to_owned(), ts);
+            }
+        }
+        Some("incidents.detected") => {
+            if let Ok(incident) = serde_json::from_value::<Incident>(message["value"].clone()) {
+                seen.detected
+                    .entry(incident.id.clone())
+                    .or_insert((arrived, incident));
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Every incident the node stored, newest first, following the pages.
@@ -437,6 +482,10 @@ fn score(
     }
     latencies.sort_by(f64::total_cmp);
     let days = (truth.end_ms - truth.start_ms) as f64 / 86_400_000.0;
+    let mut listed: HashMap<&str, usize> = HashMap::new();
+    for id in incidents.iter().flat_map(|i| &i.anomaly_ids) {
+        *listed.entry(id.as_str()).or_default() += 1;
+    }
     IncidentsReport {
         incidents_per_fault: if faults == 0 {
             0.0
@@ -466,6 +515,8 @@ fn score(
         items_sent: sim.sent + sim.metrics_sent,
         items_acknowledged: sim.acknowledged + sim.metrics_acknowledged,
         latency_unsampled: unsampled,
+        kills: args.kills,
+        anomalies_in_two_incidents: listed.values().filter(|n| **n > 1).count(),
         per_fault,
     }
 }
