@@ -1049,3 +1049,64 @@ async fn tokens_signed_with_keys_from_an_sso_jwks_document_are_accepted() {
     s.app.shutdown().await;
     server.abort();
 }
+
+#[tokio::test]
+async fn rs256_tokens_from_an_sso_key_file_are_accepted_and_forgeries_are_not() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let public_pem = fixtures.join("sso-rsa.pub.pem");
+    let s = Secured::start(|c| {
+        c.auth.jwt.algorithms = vec!["HS256".into(), "RS256".into()];
+        c.auth.jwt.verify_keys = vec![VerifyKeyConfig {
+            kid: "sso-rsa".into(),
+            algorithm: "RS256".into(),
+            secret: Secret::default(),
+            file: Some(public_pem.clone()),
+        }];
+    })
+    .await;
+    let now = now_secs();
+    let claims = json!({"sub": "sso-user", "preferred_username": "erin", "role": "approver", "iss": "sightline", "aud": "sightline-api", "exp": now + 600, "iat": now});
+    let rsa = |file: &str| {
+        EncodingKey::from_rsa_pem(&std::fs::read(fixtures.join(file)).unwrap()).unwrap()
+    };
+    let token = sign(
+        &claims,
+        Some("sso-rsa"),
+        Algorithm::RS256,
+        &rsa("sso-rsa.key.pem"),
+    );
+    let me: Value = s
+        .send(Method::GET, "/api/v1/auth/me", Some(&token), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (me["username"].as_str(), me["role"].as_str()),
+        (Some("erin"), Some("approver"))
+    );
+    // Signed by another RSA key under the same kid: refused.
+    let forged = sign(
+        &claims,
+        Some("sso-rsa"),
+        Algorithm::RS256,
+        &rsa("other-rsa.key.pem"),
+    );
+    // Key confusion: HS256 "signed" with the public key's PEM text as the HMAC secret.
+    let confused = sign(
+        &claims,
+        Some("sso-rsa"),
+        Algorithm::HS256,
+        &EncodingKey::from_secret(&std::fs::read(&public_pem).unwrap()),
+    );
+    for (what, token) in [("forged", forged), ("key confusion", confused)] {
+        assert_eq!(
+            s.send(Method::GET, "/api/v1/auth/me", Some(&token), None)
+                .await
+                .status(),
+            401,
+            "{what}"
+        );
+    }
+    s.app.shutdown().await;
+}
