@@ -112,7 +112,10 @@ impl Executors {
         correlation_id: &str,
     ) -> Result<String, StepFailure> {
         metrics::counter!("respond_actions_total", "kind" => kind(action)).increment(1);
-        let result = tokio::time::timeout(limit, self.perform(action, limit, correlation_id))
+        // Each executor enforces `limit` itself (a command must get to kill its process
+        // group); this outer bound is only a safety net and must not pre-empt them.
+        let net = limit.saturating_add(Duration::from_secs(2));
+        let result = tokio::time::timeout(net, self.perform(action, limit, correlation_id))
             .await
             .unwrap_or_else(|_| {
                 Err(StepFailure::failed(
@@ -159,8 +162,16 @@ impl Executors {
                 emit::publish(self.log.as_ref(), event, self.clock.now_ms(), correlation_id).await
             }
             RenderedAction::Noop { fail, sleep_ms } => {
-                if *sleep_ms > 0 {
-                    tokio::time::sleep(Duration::from_millis(*sleep_ms)).await;
+                let sleep = Duration::from_millis(*sleep_ms);
+                if sleep > limit {
+                    tokio::time::sleep(limit).await;
+                    return Err(StepFailure::failed(
+                        format!("timed out after {} ms", limit.as_millis()),
+                        String::new(),
+                    ));
+                }
+                if !sleep.is_zero() {
+                    tokio::time::sleep(sleep).await;
                 }
                 if *fail {
                     Err(StepFailure::failed("noop told to fail", String::new()))
