@@ -159,7 +159,9 @@ pub fn default_responses(state: &AppState) -> Arc<sightline_respond::decision::A
     let candidates = Arc::new(sightline_respond::decision::AllTemplates::new(
         state.store.clone(),
     ));
-    Arc::new(sightline_respond::decision::Autonomous::new(engine, candidates))
+    Arc::new(sightline_respond::decision::Autonomous::new(
+        engine, candidates,
+    ))
 }
 
 /// The whole API of a node with `role`: its [`routes()`] behind the auth guard, with

@@ -98,7 +98,12 @@ fn token_from(message: &str) -> String {
 
 async fn wait_execution(app: &TestApp, id: &str, status: &str) -> Value {
     for _ in 0..1000 {
-        let e: Value = app.get(&format!("/api/v1/executions/{id}")).await.json().await.unwrap();
+        let e: Value = app
+            .get(&format!("/api/v1/executions/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
         if e["status"] == status {
             return e;
         }
@@ -108,7 +113,12 @@ async fn wait_execution(app: &TestApp, id: &str, status: &str) -> Value {
 }
 
 async fn put_json(app: &TestApp, path: &str, body: &Value) -> reqwest::Response {
-    app.client.put(app.url(path)).json(body).send().await.unwrap()
+    app.client
+        .put(app.url(path))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -120,35 +130,79 @@ async fn templates_validate_precisely_and_changes_are_audited_before_and_after()
     let res = app.post_json("/api/v1/rules/responses", &bad).await;
     assert_eq!(res.status(), 422);
     let problem: Value = res.json().await.unwrap();
-    assert_eq!(problem["errors"][0]["field"], "steps[0].action.program", "{problem}");
+    assert_eq!(
+        problem["errors"][0]["field"], "steps[0].action.program",
+        "{problem}"
+    );
 
     let res = app.post_json("/api/v1/rules/responses", &json!({"name": "x", "steps": [{"name": "a", "kind": "sideways", "action": {"type": "noop"}}]})).await;
     assert_eq!(res.status(), 400);
 
-    let res = app.post_json("/api/v1/rules/responses", &template(&receiver)).await;
+    let res = app
+        .post_json("/api/v1/rules/responses", &template(&receiver))
+        .await;
     assert_eq!(res.status(), 201);
     let created: Value = res.json().await.unwrap();
     assert_eq!(created["created_by"], "anonymous");
-    assert_eq!(app.post_json("/api/v1/rules/responses", &template(&receiver)).await.status(), 409);
+    assert_eq!(
+        app.post_json("/api/v1/rules/responses", &template(&receiver))
+            .await
+            .status(),
+        409
+    );
 
     let mut changed = template(&receiver);
     changed["description"] = json!("changed");
     let res = put_json(&app, "/api/v1/rules/responses/restart-checkout", &changed).await;
     assert_eq!(res.status(), 200);
-    let list: Value = app.get("/api/v1/rules/responses").await.json().await.unwrap();
+    let list: Value = app
+        .get("/api/v1/rules/responses")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["items"][0]["description"], "changed");
 
-    let res = app.client.delete(app.url("/api/v1/rules/responses/restart-checkout")).send().await.unwrap();
+    let res = app
+        .client
+        .delete(app.url("/api/v1/rules/responses/restart-checkout"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 204);
-    assert_eq!(app.get("/api/v1/rules/responses/restart-checkout").await.status(), 404);
+    assert_eq!(
+        app.get("/api/v1/rules/responses/restart-checkout")
+            .await
+            .status(),
+        404
+    );
 
-    let audit: Value = app.get("/api/v1/audit?limit=100").await.json().await.unwrap();
+    let audit: Value = app
+        .get("/api/v1/audit?limit=100")
+        .await
+        .json()
+        .await
+        .unwrap();
     let entries = audit["items"].as_array().unwrap();
-    let update = entries.iter().find(|e| e["action"] == "response_template.update").unwrap();
-    assert_eq!(update["details"]["before"]["description"], "diagnose, restart, tell");
+    let update = entries
+        .iter()
+        .find(|e| e["action"] == "response_template.update")
+        .unwrap();
+    assert_eq!(
+        update["details"]["before"]["description"],
+        "diagnose, restart, tell"
+    );
     assert_eq!(update["details"]["after"]["description"], "changed");
-    assert!(entries.iter().any(|e| e["action"] == "response_template.create"));
-    assert!(entries.iter().any(|e| e["action"] == "response_template.delete"));
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "response_template.create")
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "response_template.delete")
+    );
     app.shutdown().await;
 }
 
@@ -156,7 +210,12 @@ async fn templates_validate_precisely_and_changes_are_audited_before_and_after()
 async fn analysis_execution_approval_and_notification_end_to_end() {
     let receiver = Receiver::start().await;
     let app = TestApp::spawn_with(|c| c.api.playbooks = playbooks(&receiver, 600)).await;
-    assert_eq!(app.post_json("/api/v1/rules/responses", &template(&receiver)).await.status(), 201);
+    assert_eq!(
+        app.post_json("/api/v1/rules/responses", &template(&receiver))
+            .await
+            .status(),
+        201
+    );
     let nasty = "card declined; rm -rf / $(id) `id`";
     let res = app
         .post_json(
@@ -170,13 +229,22 @@ async fn analysis_execution_approval_and_notification_end_to_end() {
 
     // Dry-run: rendered exactly, nothing performed.
     let res = app
-        .post_json("/api/v1/rules/responses/restart-checkout/dry-run", &json!({"subject": {"event_id": "ev-42"}}))
+        .post_json(
+            "/api/v1/rules/responses/restart-checkout/dry-run",
+            &json!({"subject": {"event_id": "ev-42"}}),
+        )
         .await;
     assert_eq!(res.status(), 200);
     let dry: Value = res.json().await.unwrap();
     assert_eq!(dry["status"], "dry_run");
-    assert_eq!(dry["steps"][0]["rendered"]["argv"], json!([PRINTF, "[%s]", nasty]));
-    assert_eq!(dry["steps"][1]["rendered"]["body"], json!({"service": "checkout"}));
+    assert_eq!(
+        dry["steps"][0]["rendered"]["argv"],
+        json!([PRINTF, "[%s]", nasty])
+    );
+    assert_eq!(
+        dry["steps"][1]["rendered"]["body"],
+        json!({"service": "checkout"})
+    );
 
     let res = app
         .post_json("/api/v1/autonomous/analyze", &json!({"event_id": "ev-42",
@@ -186,12 +254,18 @@ async fn analysis_execution_approval_and_notification_end_to_end() {
     let decision: Value = res.json().await.unwrap();
     assert_eq!(decision["decision"], "automate", "{decision}");
     assert!(decision["confidence"].as_f64().unwrap() > 0.8);
-    assert_eq!(decision["recommended_actions"][0]["template_id"], "restart-checkout");
+    assert_eq!(
+        decision["recommended_actions"][0]["template_id"],
+        "restart-checkout"
+    );
     let decision_id = decision["id"].as_str().unwrap();
 
     let res = app
-        .post_json("/api/v1/autonomous/execute", &json!({"decision_id": decision_id, "action_id": "a1",
-            "execution_options": {"dry_run": false, "rollback_on_failure": true}}))
+        .post_json(
+            "/api/v1/autonomous/execute",
+            &json!({"decision_id": decision_id, "action_id": "a1",
+            "execution_options": {"dry_run": false, "rollback_on_failure": true}}),
+        )
         .await;
     assert_eq!(res.status(), 202);
     let execution: Value = res.json().await.unwrap();
@@ -199,12 +273,22 @@ async fn analysis_execution_approval_and_notification_end_to_end() {
 
     let paused = wait_execution(&app, &id, "awaiting_approval").await;
     assert_eq!(paused["steps"][0]["status"], "succeeded");
-    assert!(paused["steps"][0]["output"].as_str().unwrap().contains(&format!("[{nasty}]")));
-    let message = receiver.wait_for("/approvals").await["text"].as_str().unwrap().to_owned();
+    assert!(
+        paused["steps"][0]["output"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("[{nasty}]"))
+    );
+    let message = receiver.wait_for("/approvals").await["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let token = token_from(&message);
 
     let approve = format!("/api/v1/executions/{id}/approve");
-    let res = app.post_json(&approve, &json!({"token": "0".repeat(64)})).await;
+    let res = app
+        .post_json(&approve, &json!({"token": "0".repeat(64)}))
+        .await;
     assert_eq!(res.status(), 403);
     let res = app.post_json(&approve, &json!({"token": token})).await;
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
@@ -213,18 +297,32 @@ async fn analysis_execution_approval_and_notification_end_to_end() {
 
     let done = wait_execution(&app, &id, "succeeded").await;
     assert_eq!(done["steps"][1]["approved_by"], "anonymous");
-    assert_eq!(receiver.wait_for("/restart").await, json!({"service": "checkout"}));
-    assert_eq!(receiver.wait_for("/chat").await, json!({"text": "restarted checkout"}));
-    assert_eq!(done["steps"][0]["rendered"], dry["steps"][0]["rendered"], "dry-run differs from the run");
+    assert_eq!(
+        receiver.wait_for("/restart").await,
+        json!({"service": "checkout"})
+    );
+    assert_eq!(
+        receiver.wait_for("/chat").await,
+        json!({"text": "restarted checkout"})
+    );
+    assert_eq!(
+        done["steps"][0]["rendered"], dry["steps"][0]["rendered"],
+        "dry-run differs from the run"
+    );
 
     let listed: Value = app
-        .get(&format!("/api/v1/executions?rule_id=autonomous:{decision_id}:a1&status=succeeded"))
+        .get(&format!(
+            "/api/v1/executions?rule_id=autonomous:{decision_id}:a1&status=succeeded"
+        ))
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
-    assert_eq!(app.get("/api/v1/executions?status=nope").await.status(), 400);
+    assert_eq!(
+        app.get("/api/v1/executions?status=nope").await.status(),
+        400
+    );
 
     let decisions: Value = app
         .get("/api/v1/autonomous/decisions?event_id=ev-42&timerange=7d")
@@ -234,14 +332,27 @@ async fn analysis_execution_approval_and_notification_end_to_end() {
         .unwrap();
     assert_eq!(decisions["items"][0]["id"], decision_id);
     let res = app
-        .post_json("/api/v1/autonomous/feedback", &json!({"decision_id": decision_id, "outcome": "resolved", "helpful": true}))
+        .post_json(
+            "/api/v1/autonomous/feedback",
+            &json!({"decision_id": decision_id, "outcome": "resolved", "helpful": true}),
+        )
         .await;
     assert_eq!(res.status(), 200);
     let with_feedback: Value = res.json().await.unwrap();
     assert_eq!(with_feedback["feedback"]["outcome"], "resolved");
 
-    let audit: Value = app.get("/api/v1/audit?limit=200").await.json().await.unwrap();
-    let actions: Vec<&str> = audit["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let audit: Value = app
+        .get("/api/v1/audit?limit=200")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
     for want in [
         "autonomous.decision",
         "autonomous.execute",
@@ -263,9 +374,18 @@ async fn expired_and_rejected_approvals() {
     let app = TestApp::spawn_with(|c| c.api.playbooks = playbooks(&receiver, 1)).await;
     let gated = json!({"id": "gated", "name": "gated", "steps": [
         {"name": "a", "kind": "remediation", "approval_required": true, "action": {"type": "noop"}}]});
-    assert_eq!(app.post_json("/api/v1/rules/responses", &gated).await.status(), 201);
-    app.post_json("/api/v1/events", &json!({"event_id": "ev-1", "service_name": "api", "event_type": "ERROR",
-        "severity": "critical", "timestamp": now_ms(), "details": "x"})).await;
+    assert_eq!(
+        app.post_json("/api/v1/rules/responses", &gated)
+            .await
+            .status(),
+        201
+    );
+    app.post_json(
+        "/api/v1/events",
+        &json!({"event_id": "ev-1", "service_name": "api", "event_type": "ERROR",
+        "severity": "critical", "timestamp": now_ms(), "details": "x"}),
+    )
+    .await;
     app.wait_for_events("service=api", 1).await;
     let decision: Value = app
         .post_json("/api/v1/autonomous/analyze", &json!({"event_id": "ev-1"}))
@@ -274,21 +394,47 @@ async fn expired_and_rejected_approvals() {
         .await
         .unwrap();
     let execute = json!({"decision_id": decision["id"], "action_id": "a1"});
-    let execution: Value = app.post_json("/api/v1/autonomous/execute", &execute).await.json().await.unwrap();
+    let execution: Value = app
+        .post_json("/api/v1/autonomous/execute", &execute)
+        .await
+        .json()
+        .await
+        .unwrap();
     let id = execution["id"].as_str().unwrap().to_owned();
     wait_execution(&app, &id, "awaiting_approval").await;
-    let token = token_from(receiver.wait_for("/approvals").await["text"].as_str().unwrap());
+    let token = token_from(
+        receiver.wait_for("/approvals").await["text"]
+            .as_str()
+            .unwrap(),
+    );
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let res = app.post_json(&format!("/api/v1/executions/{id}/approve"), &json!({"token": token})).await;
+    let res = app
+        .post_json(
+            &format!("/api/v1/executions/{id}/approve"),
+            &json!({"token": token}),
+        )
+        .await;
     assert_eq!(res.status(), 410);
     let problem: Value = res.json().await.unwrap();
-    assert!(problem["detail"].as_str().unwrap().contains("expired"), "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("expired"),
+        "{problem}"
+    );
 
     // A second run, rejected in time (ttl 1 s: reject at once).
     let app2 = TestApp::spawn_with(|c| c.api.playbooks = playbooks(&receiver, 600)).await;
-    assert_eq!(app2.post_json("/api/v1/rules/responses", &gated).await.status(), 201);
-    app2.post_json("/api/v1/events", &json!({"event_id": "ev-2", "service_name": "api", "event_type": "ERROR",
-        "severity": "critical", "timestamp": now_ms(), "details": "x"})).await;
+    assert_eq!(
+        app2.post_json("/api/v1/rules/responses", &gated)
+            .await
+            .status(),
+        201
+    );
+    app2.post_json(
+        "/api/v1/events",
+        &json!({"event_id": "ev-2", "service_name": "api", "event_type": "ERROR",
+        "severity": "critical", "timestamp": now_ms(), "details": "x"}),
+    )
+    .await;
     app2.wait_for_events("service=api", 1).await;
     let decision: Value = app2
         .post_json("/api/v1/autonomous/analyze", &json!({"event_id": "ev-2"}))
@@ -298,7 +444,10 @@ async fn expired_and_rejected_approvals() {
         .unwrap();
     let before = receiver.got.lock().unwrap().len();
     let execution: Value = app2
-        .post_json("/api/v1/autonomous/execute", &json!({"decision_id": decision["id"], "action_id": "a1"}))
+        .post_json(
+            "/api/v1/autonomous/execute",
+            &json!({"decision_id": decision["id"], "action_id": "a1"}),
+        )
         .await
         .json()
         .await
@@ -316,7 +465,10 @@ async fn expired_and_rejected_approvals() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let res = app2
-        .post_json(&format!("/api/v1/executions/{id}/reject"), &json!({"token": token.unwrap()}))
+        .post_json(
+            &format!("/api/v1/executions/{id}/reject"),
+            &json!({"token": token.unwrap()}),
+        )
         .await;
     assert_eq!(res.status(), 200);
     let rejected: Value = res.json().await.unwrap();

@@ -30,7 +30,9 @@ pub const MAX_EXECUTION_SECS: u64 = 24 * 60 * 60;
 
 /// How dangerous a step (or a whole template) is; the safety controller compares it with
 /// the configured most-risky level that may run without a person.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RiskLevel {
     /// Read-only or informational.
@@ -373,7 +375,10 @@ fn check_url(field: &str, url: &str) -> Result<(), ValidationError> {
     check_template(field, url)?;
     let lower = url.to_ascii_lowercase();
     if !(lower.starts_with("http://") || lower.starts_with("https://")) {
-        return Err(ValidationError::new(field, "must be an http:// or https:// URL"));
+        return Err(ValidationError::new(
+            field,
+            "must be an http:// or https:// URL",
+        ));
     }
     // Placeholders may only fill the query string: the host, port and path are fixed at
     // creation, so event text can never choose where a request goes.

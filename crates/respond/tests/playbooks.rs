@@ -15,7 +15,9 @@ use sightline_model::{
     Clock, Event, Execution, ExecutionStatus, RenderedAction, ResponseTemplate, Severity,
     SourceType, StepStatus,
 };
-use sightline_respond::executor::{ExecutorConfig, HttpConfig, StepFailure, http::SIGNATURE_HEADER};
+use sightline_respond::executor::{
+    ExecutorConfig, HttpConfig, StepFailure, http::SIGNATURE_HEADER,
+};
 use sightline_respond::playbook::{Engine, PlaybookConfig, RunRequest};
 use sightline_respond::{Actor, Firing, Subject, run_playbooks};
 use sightline_store::{SqliteStore, Store};
@@ -89,9 +91,19 @@ impl Receiver {
                         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
                         .collect();
                     let body = serde_json::from_slice(&buf[head_end..]).unwrap_or(Value::Null);
-                    let status = if path.starts_with("/fail") { "500 Oops" } else { "200 OK" };
-                    sink.lock().unwrap().push(Received { path, headers, body });
-                    let answer = format!("HTTP/1.1 {status}\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+                    let status = if path.starts_with("/fail") {
+                        "500 Oops"
+                    } else {
+                        "200 OK"
+                    };
+                    sink.lock().unwrap().push(Received {
+                        path,
+                        headers,
+                        body,
+                    });
+                    let answer = format!(
+                        "HTTP/1.1 {status}\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+                    );
                     let _ = socket.write_all(answer.as_bytes()).await;
                 });
             }
@@ -115,7 +127,10 @@ impl Receiver {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!("receiver got {} requests, expected {n}", self.requests().len());
+        panic!(
+            "receiver got {} requests, expected {n}",
+            self.requests().len()
+        );
     }
 }
 
@@ -189,7 +204,11 @@ fn config(receiver: Option<&Receiver>, allowed: &[&str]) -> PlaybookConfig {
 
 async fn fixture(config: PlaybookConfig) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("store.db")).await.unwrap());
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&dir.path().join("store.db"))
+            .await
+            .unwrap(),
+    );
     let engine = Engine::new(store.clone(), None, config, Clock::system());
     Fixture {
         store,
@@ -248,7 +267,9 @@ async fn a_firing_runs_diagnostics_waits_for_approval_then_remediates_and_notifi
     let runner = tokio::spawn(run_playbooks(f.engine.clone(), rx, async move {
         let _ = stop_rx.await;
     }));
-    tx.send(firing("f-1", "restart", "payment timeout")).await.unwrap();
+    tx.send(firing("f-1", "restart", "payment timeout"))
+        .await
+        .unwrap();
 
     let approvals = receiver.wait_for(1).await;
     assert_eq!(approvals[0].path, "/approvals");
@@ -256,19 +277,36 @@ async fn a_firing_runs_diagnostics_waits_for_approval_then_remediates_and_notifi
     let executions = only_execution(&f.store).await;
     assert_eq!(executions.len(), 1);
     let id = executions[0].id.clone();
-    assert!(text.contains(&format!("/api/v1/executions/{id}/approve")), "{text}");
+    assert!(
+        text.contains(&format!("/api/v1/executions/{id}/approve")),
+        "{text}"
+    );
     let paused = wait_status(&f.store, &id, ExecutionStatus::AwaitingApproval).await;
     assert_eq!(paused.steps[0].status, StepStatus::Succeeded);
-    assert!(paused.steps[0].output.contains("svc=checkout pod=checkout-7"), "{}", paused.steps[0].output);
+    assert!(
+        paused.steps[0]
+            .output
+            .contains("svc=checkout pod=checkout-7"),
+        "{}",
+        paused.steps[0].output
+    );
     assert_eq!(paused.steps[1].status, StepStatus::AwaitingApproval);
     assert_eq!(paused.steps[2].status, StepStatus::Pending);
 
     // A replayed firing starts nothing.
-    tx.send(firing("f-1", "restart", "payment timeout")).await.unwrap();
+    tx.send(firing("f-1", "restart", "payment timeout"))
+        .await
+        .unwrap();
     // A wrong token changes nothing.
-    let approver = Actor { name: "alice".into(), kind: sightline_model::ActorKind::User };
+    let approver = Actor {
+        name: "alice".into(),
+        kind: sightline_model::ActorKind::User,
+    };
     let wrong = f.engine.decide(&id, &"0".repeat(64), true, &approver).await;
-    assert!(matches!(wrong, Err(sightline_respond::RespondError::BadToken)), "{wrong:?}");
+    assert!(
+        matches!(wrong, Err(sightline_respond::RespondError::BadToken)),
+        "{wrong:?}"
+    );
 
     let token = token_from(&text);
     f.engine.decide(&id, &token, true, &approver).await.unwrap();
@@ -276,12 +314,18 @@ async fn a_firing_runs_diagnostics_waits_for_approval_then_remediates_and_notifi
     assert_eq!(done.steps[1].approved_by.as_deref(), Some("alice"));
     // Single use.
     let again = f.engine.decide(&id, &token, true, &approver).await;
-    assert!(matches!(again, Err(sightline_respond::RespondError::Conflict(_))), "{again:?}");
+    assert!(
+        matches!(again, Err(sightline_respond::RespondError::Conflict(_))),
+        "{again:?}"
+    );
 
     let got = receiver.wait_for(3).await;
     let restart = got.iter().find(|r| r.path.starts_with("/restart")).unwrap();
     assert_eq!(restart.path, "/restart?svc=checkout");
-    assert_eq!(restart.body, json!({"service": "checkout", "rule": "checkout errors"}));
+    assert_eq!(
+        restart.body,
+        json!({"service": "checkout", "rule": "checkout errors"})
+    );
     let signature = restart
         .headers
         .iter()
@@ -289,18 +333,36 @@ async fn a_firing_runs_diagnostics_waits_for_approval_then_remediates_and_notifi
         .map(|(_, v)| v.clone())
         .unwrap();
     let body = serde_json::to_vec(&restart.body).unwrap();
-    assert_eq!(signature, sightline_auth::webhook::sign_hub(b"s3cret", &body));
+    assert_eq!(
+        signature,
+        sightline_auth::webhook::sign_hub(b"s3cret", &body)
+    );
     let chat = got.iter().find(|r| r.path == "/chat").unwrap();
-    assert_eq!(chat.body, json!({"text": "restarted checkout after: payment timeout"}));
+    assert_eq!(
+        chat.body,
+        json!({"text": "restarted checkout after: payment timeout"})
+    );
 
-    assert_eq!(only_execution(&f.store).await.len(), 1, "the replayed firing ran again");
+    assert_eq!(
+        only_execution(&f.store).await.len(),
+        1,
+        "the replayed firing ran again"
+    );
     let audit = f
         .store
-        .query_audit(&sightline_store::AuditQuery { limit: 100, ..Default::default() })
+        .query_audit(&sightline_store::AuditQuery {
+            limit: 100,
+            ..Default::default()
+        })
         .await
         .unwrap();
     let actions: Vec<_> = audit.items.iter().map(|a| a.action.as_str()).collect();
-    for want in ["execution.start", "execution.awaiting_approval", "execution.approve", "execution.succeeded"] {
+    for want in [
+        "execution.start",
+        "execution.awaiting_approval",
+        "execution.approve",
+        "execution.succeeded",
+    ] {
         assert!(actions.contains(&want), "audit lacks {want}: {actions:?}");
     }
     stop_tx.send(()).unwrap();
@@ -311,7 +373,8 @@ async fn a_firing_runs_diagnostics_waits_for_approval_then_remediates_and_notifi
 async fn a_failing_step_rolls_completed_steps_back_in_reverse_order() {
     let receiver = Receiver::start().await;
     let f = fixture(config(None, &[])).await;
-    let undo = |name: &str| json!({"type": "http", "url": receiver.url("/undo"), "body": {"undo": name}});
+    let undo =
+        |name: &str| json!({"type": "http", "url": receiver.url("/undo"), "body": {"undo": name}});
     let t = template(
         "three",
         json!([
@@ -321,16 +384,26 @@ async fn a_failing_step_rolls_completed_steps_back_in_reverse_order() {
             {"name": "d", "kind": "notification", "action": {"type": "noop"}}
         ]),
     );
-    let mut request = RunRequest::for_subject(t, Subject::Event(Box::new(event("x"))), Actor::system());
+    let mut request =
+        RunRequest::for_subject(t, Subject::Event(Box::new(event("x"))), Actor::system());
     request.rollback_on_failure = true;
     let started = f.engine.start(request).await.unwrap().unwrap();
     let done = wait_status(&f.store, &started.id, ExecutionStatus::RolledBack).await;
     let statuses: Vec<_> = done.steps.iter().map(|s| s.status).collect();
     assert_eq!(
         statuses,
-        [StepStatus::RolledBack, StepStatus::RolledBack, StepStatus::Failed, StepStatus::Skipped]
+        [
+            StepStatus::RolledBack,
+            StepStatus::RolledBack,
+            StepStatus::Failed,
+            StepStatus::Skipped
+        ]
     );
-    assert!(done.steps[2].error.as_deref().unwrap().contains("500"), "{:?}", done.steps[2]);
+    assert!(
+        done.steps[2].error.as_deref().unwrap().contains("500"),
+        "{:?}",
+        done.steps[2]
+    );
     let undone: Vec<_> = receiver
         .requests()
         .iter()
@@ -341,10 +414,13 @@ async fn a_failing_step_rolls_completed_steps_back_in_reverse_order() {
     assert_eq!(undone, ["b1", "b2", "a"]);
 
     // Without rollback_on_failure the run just fails.
-    let t = template("plain", json!([
-        {"name": "a", "kind": "remediation", "action": {"type": "noop"}, "rollback": [undo("z")]},
-        {"name": "b", "kind": "remediation", "action": {"type": "noop", "fail": true}}
-    ]));
+    let t = template(
+        "plain",
+        json!([
+            {"name": "a", "kind": "remediation", "action": {"type": "noop"}, "rollback": [undo("z")]},
+            {"name": "b", "kind": "remediation", "action": {"type": "noop", "fail": true}}
+        ]),
+    );
     let request = RunRequest::for_subject(t, Subject::Event(Box::new(event("x"))), Actor::system());
     let started = f.engine.start(request).await.unwrap().unwrap();
     let done = wait_status(&f.store, &started.id, ExecutionStatus::Failed).await;
@@ -384,9 +460,20 @@ async fn dry_run_renders_exactly_the_argv_that_runs_and_hostile_text_stays_one_a
     let run = f.engine.start(run).await.unwrap().unwrap();
     let done = wait_status(&f.store, &run.id, ExecutionStatus::Succeeded).await;
 
-    let argv = vec![PRINTF.to_owned(), "[%s]\\n".to_owned(), hostile.clone(), "checkout".to_owned()];
-    assert_eq!(dry.steps[0].rendered, Some(RenderedAction::Command { argv: argv.clone() }));
-    assert_eq!(done.steps[0].rendered, dry.steps[0].rendered, "dry-run argv differs from executed argv");
+    let argv = vec![
+        PRINTF.to_owned(),
+        "[%s]\\n".to_owned(),
+        hostile.clone(),
+        "checkout".to_owned(),
+    ];
+    assert_eq!(
+        dry.steps[0].rendered,
+        Some(RenderedAction::Command { argv: argv.clone() })
+    );
+    assert_eq!(
+        done.steps[0].rendered, dry.steps[0].rendered,
+        "dry-run argv differs from executed argv"
+    );
     // printf repeats its format per argument: exactly two bracketed lines means exactly
     // two arguments, the first one the whole hostile text, uninterpreted.
     let stdout = done.steps[0]
@@ -427,8 +514,20 @@ async fn a_hanging_command_is_killed_at_its_timeout_with_its_children() {
     let run = f.engine.start(run).await.unwrap().unwrap();
     let done = wait_status(&f.store, &run.id, ExecutionStatus::Failed).await;
     let elapsed = started_at.elapsed();
-    assert!(done.steps[0].error.as_deref().unwrap().contains("timed out"), "{:?}", done.steps[0]);
-    let child: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    assert!(
+        done.steps[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("timed out"),
+        "{:?}",
+        done.steps[0]
+    );
+    let child: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let mut alive = true;
     for _ in 0..100 {
         alive = process_alive(child);
@@ -458,23 +557,42 @@ async fn ssrf_targets_are_refused_before_connecting() {
     ] {
         let started = Instant::now();
         let err: StepFailure = strict
-            .send(sightline_model::playbook::HttpMethod::Post, &url, &Default::default(), Some(&json!({})), limit)
+            .send(
+                sightline_model::playbook::HttpMethod::Post,
+                &url,
+                &Default::default(),
+                Some(&json!({})),
+                limit,
+            )
             .await
             .unwrap_err();
         assert!(err.refused, "{url}: {err:?}");
-        assert!(err.message.contains("internal address"), "{url}: {}", err.message);
+        assert!(
+            err.message.contains("internal address"),
+            "{url}: {}",
+            err.message
+        );
         assert!(started.elapsed() < limit, "{url} was attempted");
     }
     let accepted = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
     assert!(accepted.is_err(), "a refused request reached the listener");
     // The same engine path: an http step to the metadata service fails as refused.
     let f = fixture(PlaybookConfig::default()).await;
-    let t = template("ssrf", json!([{"name": "steal", "kind": "diagnostic",
-        "action": {"type": "http", "method": "GET", "url": "http://169.254.169.254/latest/meta-data/"}}]));
+    let t = template(
+        "ssrf",
+        json!([{"name": "steal", "kind": "diagnostic",
+        "action": {"type": "http", "method": "GET", "url": "http://169.254.169.254/latest/meta-data/"}}]),
+    );
     let run = RunRequest::for_subject(t, Subject::Event(Box::new(event("x"))), Actor::system());
     let run = f.engine.start(run).await.unwrap().unwrap();
     let done = wait_status(&f.store, &run.id, ExecutionStatus::Failed).await;
-    assert!(done.steps[0].error.as_deref().unwrap().contains("internal address"));
+    assert!(
+        done.steps[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("internal address")
+    );
 }
 
 #[tokio::test]
@@ -486,11 +604,18 @@ async fn risky_automatic_runs_wait_for_approval_and_frozen_ones_are_refused() {
         reason: "quarter end".into(),
     }];
     let f = fixture(cfg).await;
-    let mut t = template("risky", json!([{"name": "a", "kind": "remediation", "action": {"type": "noop"}}]));
+    let mut t = template(
+        "risky",
+        json!([{"name": "a", "kind": "remediation", "action": {"type": "noop"}}]),
+    );
     t.risk_level = sightline_model::RiskLevel::High;
     let started = f
         .engine
-        .start(RunRequest::for_firing(&firing("f-9", "risky", "x"), t, true))
+        .start(RunRequest::for_firing(
+            &firing("f-9", "risky", "x"),
+            t,
+            true,
+        ))
         .await
         .unwrap()
         .unwrap();
@@ -498,23 +623,39 @@ async fn risky_automatic_runs_wait_for_approval_and_frozen_ones_are_refused() {
     assert!(started.reason.as_deref().unwrap().contains("quarter end"));
 
     let f = fixture(config(None, &[])).await;
-    let mut t = template("risky", json!([{"name": "a", "kind": "remediation", "action": {"type": "noop"}}]));
+    let mut t = template(
+        "risky",
+        json!([{"name": "a", "kind": "remediation", "action": {"type": "noop"}}]),
+    );
     t.risk_level = sightline_model::RiskLevel::High;
     let started = f
         .engine
-        .start(RunRequest::for_firing(&firing("f-10", "risky", "x"), t, true))
+        .start(RunRequest::for_firing(
+            &firing("f-10", "risky", "x"),
+            t,
+            true,
+        ))
         .await
         .unwrap()
         .unwrap();
     let paused = wait_status(&f.store, &started.id, ExecutionStatus::AwaitingApproval).await;
     assert!(paused.steps[0].approval_required);
-    assert!(paused.reason.as_deref().unwrap().contains("approval required"));
+    assert!(
+        paused
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("approval required")
+    );
 }
 
 #[tokio::test]
 async fn runs_interrupted_by_a_crash_are_marked_failed_on_restart() {
     let f = fixture(config(None, &[])).await;
-    let t = template("slow", json!([{"name": "a", "kind": "diagnostic", "action": {"type": "noop", "sleep_ms": 60000}}]));
+    let t = template(
+        "slow",
+        json!([{"name": "a", "kind": "diagnostic", "action": {"type": "noop", "sleep_ms": 60000}}]),
+    );
     let run = RunRequest::for_subject(t, Subject::Event(Box::new(event("x"))), Actor::system());
     let run = f.engine.start(run).await.unwrap().unwrap();
     wait_status(&f.store, &run.id, ExecutionStatus::Running).await;
@@ -540,14 +681,19 @@ async fn trigger_to_first_step_latency() {
     cfg.safety.per_target_per_hour = 0;
     let f = fixture(cfg).await;
     f.store
-        .create_template(&template("noop", json!([{"name": "a", "kind": "diagnostic", "action": {"type": "noop"}}])))
+        .create_template(&template(
+            "noop",
+            json!([{"name": "a", "kind": "diagnostic", "action": {"type": "noop"}}]),
+        ))
         .await
         .unwrap();
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let runner = tokio::spawn(run_playbooks(f.engine.clone(), rx, std::future::pending()));
     const N: usize = 2000;
     for i in 0..N {
-        tx.send(firing(&format!("f-{i}"), "noop", "x")).await.unwrap();
+        tx.send(firing(&format!("f-{i}"), "noop", "x"))
+            .await
+            .unwrap();
         // One at a time: the figure is the engine's own latency, not queueing.
         while f.engine.latency_samples().len() <= i {
             tokio::time::sleep(Duration::from_micros(50)).await;

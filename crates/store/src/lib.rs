@@ -96,7 +96,8 @@ pub struct WriteSummary {
 /// Persistent, queryable storage for everything sightline keeps.
 #[async_trait::async_trait]
 pub trait Store:
-    SecurityStore + IncidentStore + ResponseStore + Send + Sync + std::fmt::Debug {
+    SecurityStore + IncidentStore + ResponseStore + Send + Sync + std::fmt::Debug
+{
     /// Writes events into `raw_events` and `processed_events` in one transaction; an
     /// `event_id` already stored is left as it is (the first durable version wins).
     async fn write_events(&self, batch: &[LoggedEvent]) -> Result<WriteSummary>;

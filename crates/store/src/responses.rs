@@ -298,14 +298,12 @@ macro_rules! impl_response_store {
                 &self,
             ) -> $crate::Result<Vec<sightline_model::ResponseTemplate>> {
                 let $r = self;
-                sqlx::query::<$db>(
-                    "SELECT id, document FROM response_templates ORDER BY name, id",
-                )
-                .fetch_all($reader)
-                .await?
-                .iter()
-                .map(|row| $crate::responses::from_document(row, "response_templates"))
-                .collect()
+                sqlx::query::<$db>("SELECT id, document FROM response_templates ORDER BY name, id")
+                    .fetch_all($reader)
+                    .await?
+                    .iter()
+                    .map(|row| $crate::responses::from_document(row, "response_templates"))
+                    .collect()
             }
 
             async fn update_template(
@@ -316,12 +314,11 @@ macro_rules! impl_response_store {
                 let doc = $crate::responses::document(template, "template")?;
                 let $w = self;
                 let mut tx = ($writer).begin().await?;
-                let before = sqlx::query::<$db>(
-                    "SELECT id, document FROM response_templates WHERE id = $1",
-                )
-                .bind(&template.id)
-                .fetch_optional(&mut *tx)
-                .await?;
+                let before =
+                    sqlx::query::<$db>("SELECT id, document FROM response_templates WHERE id = $1")
+                        .bind(&template.id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
                 let Some(before) = before else {
                     return Err($crate::StoreError::NotFound(format!(
                         "response template '{}'",
@@ -374,7 +371,12 @@ macro_rules! impl_response_store {
                 )
                 .bind(clean(&execution.id).into_owned())
                 .bind(clean(&execution.rule_id).into_owned())
-                .bind(execution.firing_id.as_deref().map(|f| clean(f).into_owned()))
+                .bind(
+                    execution
+                        .firing_id
+                        .as_deref()
+                        .map(|f| clean(f).into_owned()),
+                )
                 .bind(clean(&execution.template_id).into_owned())
                 .bind(execution.status.as_str())
                 .bind(execution.dry_run)
@@ -556,7 +558,12 @@ macro_rules! impl_response_store {
                 )
                 .bind(clean(&decision.id).into_owned())
                 .bind(decision.event_id.as_deref().map(|e| clean(e).into_owned()))
-                .bind(decision.incident_id.as_deref().map(|e| clean(e).into_owned()))
+                .bind(
+                    decision
+                        .incident_id
+                        .as_deref()
+                        .map(|e| clean(e).into_owned()),
+                )
                 .bind(decision.decision.as_str())
                 .bind(decision.confidence)
                 .bind(clean(&doc).into_owned())
@@ -632,11 +639,10 @@ macro_rules! impl_response_store {
                 use $crate::rollups::clean;
                 let $w = self;
                 let mut tx = ($writer).begin().await?;
-                let row =
-                    sqlx::query::<$db>("SELECT id, document FROM decision_log WHERE id = $1")
-                        .bind(id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
+                let row = sqlx::query::<$db>("SELECT id, document FROM decision_log WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
                 let Some(row) = row else {
                     return Err($crate::StoreError::NotFound(format!("decision '{id}'")));
                 };

@@ -89,7 +89,11 @@ pub const POLICY: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/rules/responses/{id}", R(Role::Viewer)),
     ("PUT", "/api/v1/rules/responses/{id}", R(Role::Engineer)),
     ("DELETE", "/api/v1/rules/responses/{id}", R(Role::Engineer)),
-    ("POST", "/api/v1/rules/responses/{id}/dry-run", R(Role::Engineer)),
+    (
+        "POST",
+        "/api/v1/rules/responses/{id}/dry-run",
+        R(Role::Engineer),
+    ),
     ("GET", "/api/v1/executions", R(Role::Viewer)),
     ("GET", "/api/v1/executions/{id}", R(Role::Viewer)),
     ("POST", "/api/v1/executions/{id}/approve", R(Role::Approver)),

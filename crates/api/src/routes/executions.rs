@@ -80,7 +80,10 @@ async fn decide(
 ) -> Result<Response, ApiError> {
     let decision: Decision = parse_json(body)?;
     if decision.token.is_empty() {
-        return Err(ApiError::Invalid(ValidationError::new("token", "must not be empty")));
+        return Err(ApiError::Invalid(ValidationError::new(
+            "token",
+            "must not be empty",
+        )));
     }
     let actor = Actor::principal(principal, ip);
     let execution = responses

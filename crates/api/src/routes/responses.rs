@@ -131,7 +131,9 @@ async fn get_one(
 ) -> Result<Response, ApiError> {
     match state.store.get_template(&id).await? {
         Some(t) => Ok(Json(t).into_response()),
-        None => Err(ApiError::NotFound(format!("response template '{id}' not found"))),
+        None => Err(ApiError::NotFound(format!(
+            "response template '{id}' not found"
+        ))),
     }
 }
 
@@ -154,7 +156,9 @@ async fn replace(
     template.id = id.clone();
     template.validate().map_err(ApiError::Invalid)?;
     let Some(current) = state.store.get_template(&id).await? else {
-        return Err(ApiError::NotFound(format!("response template '{id}' not found")));
+        return Err(ApiError::NotFound(format!(
+            "response template '{id}' not found"
+        )));
     };
     let actor = Actor::principal(&principal, ip);
     template.created_by = current.created_by;
@@ -180,7 +184,9 @@ async fn remove(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let Some(before) = state.store.delete_template(&id).await? else {
-        return Err(ApiError::NotFound(format!("response template '{id}' not found")));
+        return Err(ApiError::NotFound(format!(
+            "response template '{id}' not found"
+        )));
     };
     let actor = Actor::principal(&principal, ip);
     state
@@ -205,11 +211,16 @@ pub(crate) struct SubjectInput {
     event: Option<serde_json::Value>,
 }
 
-pub(crate) async fn subject_of(state: &AppState, input: &SubjectInput) -> Result<Subject, ApiError> {
+pub(crate) async fn subject_of(
+    state: &AppState,
+    input: &SubjectInput,
+) -> Result<Subject, ApiError> {
     match (&input.event_id, &input.incident_id, &input.event) {
-        (Some(id), None, None) => load_subject(state.store.as_ref(), &SubjectRef::Event(id.clone()))
-            .await
-            .map_err(respond_error),
+        (Some(id), None, None) => {
+            load_subject(state.store.as_ref(), &SubjectRef::Event(id.clone()))
+                .await
+                .map_err(respond_error)
+        }
         (None, Some(id), None) => {
             load_subject(state.store.as_ref(), &SubjectRef::Incident(id.clone()))
                 .await
@@ -248,7 +259,9 @@ async fn dry_run(
 ) -> Result<Response, ApiError> {
     let request: DryRunBody = parse_json(&body)?;
     let Some(template) = state.store.get_template(&id).await? else {
-        return Err(ApiError::NotFound(format!("response template '{id}' not found")));
+        return Err(ApiError::NotFound(format!(
+            "response template '{id}' not found"
+        )));
     };
     let subject = subject_of(&state, &request.subject).await?;
     let actor = Actor::principal(&principal, ip);

@@ -161,7 +161,10 @@ pub fn evaluate(
             0.1 * f64::from(rank)
         ));
     } else {
-        reasoning.push(format!("best playbook '{}' is low risk", best.template_name));
+        reasoning.push(format!(
+            "best playbook '{}' is low risk",
+            best.template_name
+        ));
     }
     if context.system_criticality >= Some(RiskLevel::High) && rank >= 1 {
         confidence -= 0.15;
@@ -442,8 +445,12 @@ mod tests {
     fn decisions_follow_severity_risk_and_context() {
         let safety = SafetyController::new(SafetyPolicy::default());
         let ctx = AnalysisContext::default();
-        let low = [template("restart", RiskLevel::Low), template("failover", RiskLevel::High)];
-        let (kind, c, reasoning, actions) = evaluate(&subject(Severity::Critical), &ctx, &low, &safety, 0);
+        let low = [
+            template("restart", RiskLevel::Low),
+            template("failover", RiskLevel::High),
+        ];
+        let (kind, c, reasoning, actions) =
+            evaluate(&subject(Severity::Critical), &ctx, &low, &safety, 0);
         assert_eq!((kind, c), (DecisionKind::Automate, 0.9), "{reasoning:?}");
         assert_eq!(actions[0].template_id, "restart");
         assert!(actions[0].auto_allowed && !actions[1].auto_allowed);
@@ -452,8 +459,12 @@ mod tests {
         let (kind, c, _, _) = evaluate(&subject(Severity::Critical), &ctx, &risky, &safety, 0);
         assert_eq!((kind, c), (DecisionKind::Escalate, 0.7));
 
-        let maint = AnalysisContext { maintenance_window: Some(true), ..ctx.clone() };
-        let (kind, _, _, actions) = evaluate(&subject(Severity::Critical), &maint, &low, &safety, 0);
+        let maint = AnalysisContext {
+            maintenance_window: Some(true),
+            ..ctx.clone()
+        };
+        let (kind, _, _, actions) =
+            evaluate(&subject(Severity::Critical), &maint, &low, &safety, 0);
         assert_eq!(kind, DecisionKind::Escalate);
         assert!(!actions[0].auto_allowed);
 
@@ -463,11 +474,19 @@ mod tests {
         assert_eq!(kind, DecisionKind::Investigate);
 
         let frozen = SafetyController::new(SafetyPolicy {
-            change_freezes: vec![ChangeFreeze { starts_at: 0, ends_at: 10, reason: "release".into() }],
+            change_freezes: vec![ChangeFreeze {
+                starts_at: 0,
+                ends_at: 10,
+                reason: "release".into(),
+            }],
             ..SafetyPolicy::default()
         });
         let (kind, _, _, actions) = evaluate(&subject(Severity::Critical), &ctx, &low, &frozen, 5);
         assert_eq!(kind, DecisionKind::Escalate);
-        assert!(actions[0].reason.contains("freeze"), "{}", actions[0].reason);
+        assert!(
+            actions[0].reason.contains("freeze"),
+            "{}",
+            actions[0].reason
+        );
     }
 }

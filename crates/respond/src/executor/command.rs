@@ -58,7 +58,11 @@ fn describe(status: &str, out: &(Vec<u8>, bool), err: &(Vec<u8>, bool)) -> Strin
         }
         s
     };
-    let output = format!("{status}\n--- stdout ---\n{}\n--- stderr ---\n{}", text(out), text(err));
+    let output = format!(
+        "{status}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        text(out),
+        text(err)
+    );
     truncate_utf8(output, 2 * MAX_STREAM_BYTES + 256)
 }
 
@@ -82,17 +86,28 @@ async fn drain(task: tokio::task::JoinHandle<(Vec<u8>, bool)>) -> (Vec<u8>, bool
         Ok(result) => result.unwrap_or_default(),
         Err(_) => {
             abort.abort();
-            (b"[output pipe held open by an escaped process]".to_vec(), true)
+            (
+                b"[output pipe held open by an escaped process]".to_vec(),
+                true,
+            )
         }
     }
 }
 
 /// Runs `argv` (program first) if the program is allow-listed; succeeds on exit status 0.
-pub async fn run(config: &CommandConfig, argv: &[String], limit: Duration) -> Result<String, StepFailure> {
+pub async fn run(
+    config: &CommandConfig,
+    argv: &[String],
+    limit: Duration,
+) -> Result<String, StepFailure> {
     let Some(program) = argv.first() else {
         return Err(StepFailure::refused("a command needs a program"));
     };
-    if !config.allowed.iter().any(|p| p.as_os_str() == program.as_str()) {
+    if !config
+        .allowed
+        .iter()
+        .any(|p| p.as_os_str() == program.as_str())
+    {
         return Err(StepFailure::refused(format!(
             "'{program}' is not an allow-listed executable"
         )));
@@ -108,9 +123,9 @@ pub async fn run(config: &CommandConfig, argv: &[String], limit: Duration) -> Re
         // Its own process group (pgid = its pid): killpg reaches its children too.
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = command
-        .spawn()
-        .map_err(|e| StepFailure::failed(format!("cannot start '{program}': {e}"), String::new()))?;
+    let mut child = command.spawn().map_err(|e| {
+        StepFailure::failed(format!("cannot start '{program}': {e}"), String::new())
+    })?;
     let pid = child.id();
     let stdout = tokio::spawn(capture(child.stdout.take()));
     let stderr = tokio::spawn(capture(child.stderr.take()));
@@ -137,6 +152,9 @@ pub async fn run(config: &CommandConfig, argv: &[String], limit: Duration) -> Re
             format!("'{program}' exited with {status}"),
             describe(&status.to_string(), &out, &err),
         )),
-        Err(reason) => Err(StepFailure::failed(reason.clone(), describe(&reason, &out, &err))),
+        Err(reason) => Err(StepFailure::failed(
+            reason.clone(),
+            describe(&reason, &out, &err),
+        )),
     }
 }

@@ -26,7 +26,11 @@ pub async fn publish(
     let value = serde_json::to_vec(&event).unwrap_or_default();
     log.append(
         topics::SYSTEM_EVENTS,
-        vec![Record::new(Some(&event.service_name), value, event.timestamp)],
+        vec![Record::new(
+            Some(&event.service_name),
+            value,
+            event.timestamp,
+        )],
     )
     .await
     .map_err(|e| StepFailure::failed(format!("appending to the log: {e}"), String::new()))?;

@@ -101,7 +101,10 @@ impl HttpConfig {
             return Err(StepFailure::refused("URLs with credentials are refused"));
         }
         if !self.allowed_urls.is_empty()
-            && !self.allowed_urls.iter().any(|p| parsed.as_str().starts_with(p.as_str()))
+            && !self
+                .allowed_urls
+                .iter()
+                .any(|p| parsed.as_str().starts_with(p.as_str()))
         {
             return Err(StepFailure::refused(format!(
                 "'{url}' is not under an allow-listed URL"
@@ -115,7 +118,9 @@ impl HttpConfig {
             Some(url::Host::Ipv6(ip)) => vec![SocketAddr::new(IpAddr::V6(ip), port)],
             Some(url::Host::Domain(name)) => tokio::net::lookup_host((name, port))
                 .await
-                .map_err(|e| StepFailure::failed(format!("cannot resolve '{name}': {e}"), String::new()))?
+                .map_err(|e| {
+                    StepFailure::failed(format!("cannot resolve '{name}': {e}"), String::new())
+                })?
                 .collect(),
             None => return Err(StepFailure::refused(format!("'{url}' has no host"))),
         };
@@ -127,10 +132,9 @@ impl HttpConfig {
                 bad.ip()
             )));
         }
-        let address = addresses
-            .first()
-            .copied()
-            .ok_or_else(|| StepFailure::failed(format!("'{url}' resolves to nothing"), String::new()))?;
+        let address = addresses.first().copied().ok_or_else(|| {
+            StepFailure::failed(format!("'{url}' resolves to nothing"), String::new())
+        })?;
         Ok((parsed, address))
     }
 
@@ -174,10 +178,9 @@ impl HttpConfig {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(bytes);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| StepFailure::failed(format!("request to {address} failed: {e}"), String::new()))?;
+        let response = request.send().await.map_err(|e| {
+            StepFailure::failed(format!("request to {address} failed: {e}"), String::new())
+        })?;
         let status = response.status();
         let mut kept = Vec::new();
         let mut response = response;
@@ -189,13 +192,20 @@ impl HttpConfig {
             }
         }
         let output = truncate_utf8(
-            format!("HTTP {}\n{}", status.as_u16(), String::from_utf8_lossy(&kept)),
+            format!(
+                "HTTP {}\n{}",
+                status.as_u16(),
+                String::from_utf8_lossy(&kept)
+            ),
             MAX_RESPONSE_BYTES + 64,
         );
         if status.is_success() {
             Ok(output)
         } else {
-            Err(StepFailure::failed(format!("answered HTTP {}", status.as_u16()), output))
+            Err(StepFailure::failed(
+                format!("answered HTTP {}", status.as_u16()),
+                output,
+            ))
         }
     }
 }

@@ -16,14 +16,16 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sightline_log::EventLog;
-use sightline_model::{Clock, RenderedAction};
 use sightline_model::playbook::HttpMethod;
+use sightline_model::{Clock, RenderedAction};
 
 pub use command::CommandConfig;
 pub use email::SmtpConfig;
 pub use http::HttpConfig;
 pub(crate) use render::subject_json;
-pub use render::{RenderContext, RenderError, chat_payload, render, render_json, render_text, render_url};
+pub use render::{
+    RenderContext, RenderError, chat_payload, render, render_json, render_text, render_url,
+};
 
 /// Why a step did not succeed, with whatever output it produced.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -124,8 +126,7 @@ impl Executors {
                 ))
             });
         if result.is_err() {
-            metrics::counter!("respond_actions_failed_total", "kind" => kind(action))
-                .increment(1);
+            metrics::counter!("respond_actions_failed_total", "kind" => kind(action)).increment(1);
         }
         result
     }
@@ -137,7 +138,9 @@ impl Executors {
         correlation_id: &str,
     ) -> Result<String, StepFailure> {
         match action {
-            RenderedAction::Command { argv } => command::run(&self.config.command, argv, limit).await,
+            RenderedAction::Command { argv } => {
+                command::run(&self.config.command, argv, limit).await
+            }
             RenderedAction::Http {
                 method,
                 url,
@@ -152,14 +155,26 @@ impl Executors {
             RenderedAction::Webhook { url, payload } => {
                 self.config
                     .http
-                    .send(HttpMethod::Post, url, &Default::default(), Some(payload), limit)
+                    .send(
+                        HttpMethod::Post,
+                        url,
+                        &Default::default(),
+                        Some(payload),
+                        limit,
+                    )
                     .await
             }
             RenderedAction::Email { to, subject, body } => {
                 email::send(self.config.smtp.as_ref(), to, subject, body, limit).await
             }
             RenderedAction::Emit { event } => {
-                emit::publish(self.log.as_ref(), event, self.clock.now_ms(), correlation_id).await
+                emit::publish(
+                    self.log.as_ref(),
+                    event,
+                    self.clock.now_ms(),
+                    correlation_id,
+                )
+                .await
             }
             RenderedAction::Noop { fail, sleep_ms } => {
                 let sleep = Duration::from_millis(*sleep_ms);

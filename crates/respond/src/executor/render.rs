@@ -145,7 +145,11 @@ fn percent_encode(value: &str) -> String {
 }
 
 /// Renders a string template, inserting values verbatim.
-pub fn render_text(field: &str, template: &str, ctx: &RenderContext) -> Result<String, RenderError> {
+pub fn render_text(
+    field: &str,
+    template: &str,
+    ctx: &RenderContext,
+) -> Result<String, RenderError> {
     fill(field, template, ctx, &verbatim)
 }
 
@@ -199,7 +203,11 @@ pub fn chat_payload(format: ChatFormat, message: &str) -> serde_json::Value {
 }
 
 /// Renders an action for a context. `at` is the action's field path, for errors.
-pub fn render(at: &str, action: &Action, ctx: &RenderContext) -> Result<RenderedAction, RenderError> {
+pub fn render(
+    at: &str,
+    action: &Action,
+    ctx: &RenderContext,
+) -> Result<RenderedAction, RenderError> {
     Ok(match action {
         Action::Http {
             method,
@@ -314,7 +322,10 @@ mod tests {
             panic!("http")
         };
         assert_eq!(url, "http://hooks.example/p?svc=checkout&d=a%26b%3Dc%23d");
-        assert_eq!(body, Some(serde_json::json!({"text": "a&b=c#d on web-1", "n": 3})));
+        assert_eq!(
+            body,
+            Some(serde_json::json!({"text": "a&b=c#d on web-1", "n": 3}))
+        );
     }
 
     #[test]

@@ -217,8 +217,8 @@ impl Engine {
     }
 
     async fn audit(&self, actor: &Actor, action: &str, target: &str, details: serde_json::Value) {
-        let mut entry = AuditEntry::new(now_of(&self.clock), &actor.name, actor.kind, action)
-            .target(target);
+        let mut entry =
+            AuditEntry::new(now_of(&self.clock), &actor.name, actor.kind, action).target(target);
         entry.details = details;
         if let Err(e) = self.store.append_audit(&entry).await {
             tracing::error!(error = %e, action, target, "cannot append to the audit trail");
@@ -275,7 +275,11 @@ impl Engine {
             status: ExecutionStatus::Pending,
             dry_run: request.dry_run,
             rollback_on_failure: request.rollback_on_failure,
-            steps: template.steps.iter().map(|s| StepRun::pending(&s.name)).collect(),
+            steps: template
+                .steps
+                .iter()
+                .map(|s| StepRun::pending(&s.name))
+                .collect(),
             started_by: request.actor.name.clone(),
             reason: None,
             created_at: now,
@@ -398,12 +402,22 @@ impl Engine {
                 .saturating_mul(1000);
             let Some(action) = execution.steps[i].rendered.clone() else {
                 return self
-                    .fail(execution, i, "step has no rendered action".into(), String::new())
+                    .fail(
+                        execution,
+                        i,
+                        "step has no rendered action".into(),
+                        String::new(),
+                    )
                     .await;
             };
             if remaining <= 0 {
                 return self
-                    .fail(execution, i, "run time limit exceeded".into(), String::new())
+                    .fail(
+                        execution,
+                        i,
+                        "run time limit exceeded".into(),
+                        String::new(),
+                    )
                     .await;
             }
             let limit = Duration::from_millis(u64::try_from(step_ms.min(remaining)).unwrap_or(0));
@@ -424,7 +438,9 @@ impl Engine {
                     self.save(&mut execution).await?;
                 }
                 Err(failure) => {
-                    return self.fail(execution, i, failure.message, failure.output).await;
+                    return self
+                        .fail(execution, i, failure.message, failure.output)
+                        .await;
                 }
             }
         }
@@ -529,12 +545,17 @@ impl Engine {
         execution.steps[i].status = StepStatus::Failed;
         execution.steps[i].error = Some(error.clone());
         execution.steps[i].output = output;
-        execution.steps[i].finished_at.get_or_insert(now_of(&self.clock));
+        execution.steps[i]
+            .finished_at
+            .get_or_insert(now_of(&self.clock));
         for step in &mut execution.steps[i + 1..] {
             step.status = StepStatus::Skipped;
         }
         execution.status = ExecutionStatus::Failed;
-        execution.reason = Some(format!("step '{}' failed: {error}", execution.steps[i].name));
+        execution.reason = Some(format!(
+            "step '{}' failed: {error}",
+            execution.steps[i].name
+        ));
         self.save(&mut execution).await?;
         metrics::counter!("respond_runs_finished_total", "status" => "failed").increment(1);
         self.audit(
@@ -577,11 +598,7 @@ impl Engine {
                 StepStatus::RollbackFailed
             };
             step.output = executor::truncate_utf8(
-                format!(
-                "{}\n--- rollback ---\n{}",
-                step.output,
-                outputs.join("\n")
-            ),
+                format!("{}\n--- rollback ---\n{}", step.output, outputs.join("\n")),
                 4 * executor::command::MAX_STREAM_BYTES,
             );
             all_ok &= ok;
@@ -619,7 +636,9 @@ impl Engine {
     ) -> Result<Execution> {
         let now = now_of(&self.clock);
         let Some(mut execution) = self.store.get_execution(execution_id).await? else {
-            return Err(RespondError::NotFound(format!("execution '{execution_id}'")));
+            return Err(RespondError::NotFound(format!(
+                "execution '{execution_id}'"
+            )));
         };
         if execution.status != ExecutionStatus::AwaitingApproval {
             return Err(RespondError::Conflict(format!(
@@ -634,8 +653,13 @@ impl Engine {
         };
         let verb = if approve { "approve" } else { "reject" };
         if !approval::token_matches(token, &approval.token_hash) {
-            self.audit(actor, &format!("execution.{verb}"), execution_id, serde_json::json!({"error": "token mismatch"}))
-                .await;
+            self.audit(
+                actor,
+                &format!("execution.{verb}"),
+                execution_id,
+                serde_json::json!({"error": "token mismatch"}),
+            )
+            .await;
             return Err(RespondError::BadToken);
         }
         if approval.expires_at <= now {
@@ -647,7 +671,9 @@ impl Engine {
             .consume_approval(&approval.id, decision, &actor.name, now)
             .await?
         {
-            return Err(RespondError::Conflict("the approval token was already used".into()));
+            return Err(RespondError::Conflict(
+                "the approval token was already used".into(),
+            ));
         }
         let i = usize::try_from(approval.step_index).unwrap_or(usize::MAX);
         if i >= execution.steps.len() {

@@ -186,12 +186,12 @@ impl SafetyController {
         template: &ResponseTemplate,
         targets: &BTreeSet<String>,
     ) -> Result<(), Refusal> {
-        if let Some(limiter) = &self.playbooks {
-            if limiter.check_key(&template.id).is_err() {
-                return Err(Refusal::RateLimited {
-                    what: format!("playbook {}", template.id),
-                });
-            }
+        if let Some(limiter) = &self.playbooks
+            && limiter.check_key(&template.id).is_err()
+        {
+            return Err(Refusal::RateLimited {
+                what: format!("playbook {}", template.id),
+            });
         }
         if let Some(limiter) = &self.targets {
             for target in targets {
@@ -232,7 +232,10 @@ pub fn targets(subject: &Subject, actions: &[&RenderedAction]) -> BTreeSet<Strin
             RenderedAction::Http { url, .. } | RenderedAction::Webhook { url, .. } => url,
             _ => continue,
         };
-        if let Some(host) = reqwest::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_owned)) {
+        if let Some(host) = reqwest::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+        {
             set.insert(format!("host:{host}"));
         }
     }
@@ -262,15 +265,24 @@ mod tests {
             max_auto_risk: RiskLevel::Medium,
             ..SafetyPolicy::default()
         });
-        assert!(c.admit(&template(RiskLevel::Medium), &set(&["service:a"]), 0).is_ok());
-        let refusal = c.admit(&template(RiskLevel::High), &set(&["service:a"]), 0).unwrap_err();
+        assert!(
+            c.admit(&template(RiskLevel::Medium), &set(&["service:a"]), 0)
+                .is_ok()
+        );
+        let refusal = c
+            .admit(&template(RiskLevel::High), &set(&["service:a"]), 0)
+            .unwrap_err();
         assert!(refusal.approvable(), "{refusal}");
     }
 
     #[test]
     fn freezes_rates_and_blast_radius_refuse() {
         let c = SafetyController::new(SafetyPolicy {
-            change_freezes: vec![ChangeFreeze { starts_at: 100, ends_at: 200, reason: "release".into() }],
+            change_freezes: vec![ChangeFreeze {
+                starts_at: 100,
+                ends_at: 200,
+                reason: "release".into(),
+            }],
             per_playbook_per_hour: 2,
             per_target_per_hour: 0,
             max_blast_radius: 2,
@@ -278,7 +290,10 @@ mod tests {
         });
         let t = template(RiskLevel::Low);
         let one = set(&["service:a"]);
-        assert!(matches!(c.admit(&t, &one, 150), Err(Refusal::Freeze { until: 200, .. })));
+        assert!(matches!(
+            c.admit(&t, &one, 150),
+            Err(Refusal::Freeze { until: 200, .. })
+        ));
         assert!(matches!(
             c.admit(&t, &set(&["a", "b", "c"]), 0),
             Err(Refusal::BlastRadius { count: 3, cap: 2 })

@@ -26,7 +26,13 @@ fn template(id: &str, name: &str) -> ResponseTemplate {
     t
 }
 
-fn execution(id: &str, firing: Option<&str>, rule: &str, status: ExecutionStatus, at: i64) -> Execution {
+fn execution(
+    id: &str,
+    firing: Option<&str>,
+    rule: &str,
+    status: ExecutionStatus,
+    at: i64,
+) -> Execution {
     Execution {
         id: id.into(),
         rule_id: rule.into(),
@@ -56,7 +62,13 @@ pub async fn response_templates_round_trip_and_updates_return_the_replaced_versi
     ));
     s.create_template(&template("t0", "zzz")).await.unwrap();
     assert_eq!(s.get_template("t1").await.unwrap(), Some(t.clone()));
-    let names: Vec<_> = s.list_templates().await.unwrap().into_iter().map(|t| t.name).collect();
+    let names: Vec<_> = s
+        .list_templates()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
     assert_eq!(names, ["restart", "zzz"]);
 
     let mut changed = t.clone();
@@ -78,12 +90,27 @@ pub async fn executions_run_once_per_firing_and_filter_newest_first(b: &Backend)
     let e1 = execution("e1", Some("f1"), "r1", ExecutionStatus::Running, BASE_MS);
     assert!(s.insert_execution(&e1).await.unwrap());
     // The same firing again (a replay), under a new execution id: refused.
-    let replay = execution("e1b", Some("f1"), "r1", ExecutionStatus::Pending, BASE_MS + 1);
+    let replay = execution(
+        "e1b",
+        Some("f1"),
+        "r1",
+        ExecutionStatus::Pending,
+        BASE_MS + 1,
+    );
     assert!(!s.insert_execution(&replay).await.unwrap());
     assert!(!s.insert_execution(&e1).await.unwrap());
     // Executions without a firing (manual, dry runs) never collide with each other.
-    for (i, status) in [ExecutionStatus::DryRun, ExecutionStatus::Succeeded].into_iter().enumerate() {
-        let e = execution(&format!("m{i}"), None, "r2", status, BASE_MS + 10 + i as i64);
+    for (i, status) in [ExecutionStatus::DryRun, ExecutionStatus::Succeeded]
+        .into_iter()
+        .enumerate()
+    {
+        let e = execution(
+            &format!("m{i}"),
+            None,
+            "r2",
+            status,
+            BASE_MS + 10 + i as i64,
+        );
         assert!(s.insert_execution(&e).await.unwrap());
     }
     assert_eq!(s.get_execution("e1b").await.unwrap(), None);
@@ -95,15 +122,26 @@ pub async fn executions_run_once_per_firing_and_filter_newest_first(b: &Backend)
     s.save_execution(&done).await.unwrap();
     assert_eq!(s.get_execution("e1").await.unwrap(), Some(done.clone()));
     assert!(matches!(
-        s.save_execution(&execution("ghost", None, "r", ExecutionStatus::Failed, 0)).await,
+        s.save_execution(&execution("ghost", None, "r", ExecutionStatus::Failed, 0))
+            .await,
         Err(StoreError::NotFound(_))
     ));
 
     let ids = |v: Vec<Execution>| v.into_iter().map(|e| e.id).collect::<Vec<_>>();
-    let all = s.query_executions(&ExecutionQuery { limit: 10, ..Default::default() }).await.unwrap();
+    let all = s
+        .query_executions(&ExecutionQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(ids(all), ["m1", "m0", "e1"]);
     let r2 = s
-        .query_executions(&ExecutionQuery { rule_id: Some("r2".into()), limit: 10, ..Default::default() })
+        .query_executions(&ExecutionQuery {
+            rule_id: Some("r2".into()),
+            limit: 10,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(ids(r2), ["m1", "m0"]);
@@ -116,7 +154,13 @@ pub async fn executions_run_once_per_firing_and_filter_newest_first(b: &Backend)
         .await
         .unwrap();
     assert_eq!(ids(succeeded), ["m1", "e1"]);
-    let one = s.query_executions(&ExecutionQuery { limit: 1, ..Default::default() }).await.unwrap();
+    let one = s
+        .query_executions(&ExecutionQuery {
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(ids(one), ["m1"]);
 }
 
@@ -141,7 +185,8 @@ pub async fn approvals_are_single_use_even_under_concurrency(b: &Backend) {
         .map(|i| {
             let s = s.clone();
             tokio::spawn(async move {
-                s.consume_approval("a1", "approved", &format!("user{i}"), BASE_MS + 5).await
+                s.consume_approval("a1", "approved", &format!("user{i}"), BASE_MS + 5)
+                    .await
             })
         })
         .collect();
@@ -153,7 +198,11 @@ pub async fn approvals_are_single_use_even_under_concurrency(b: &Backend) {
     }
     assert_eq!(wins, 1, "exactly one use of a single-use approval succeeds");
     assert_eq!(s.open_approval("e1").await.unwrap(), None);
-    assert!(!s.consume_approval("a1", "rejected", "late", BASE_MS + 6).await.unwrap());
+    assert!(
+        !s.consume_approval("a1", "rejected", "late", BASE_MS + 6)
+            .await
+            .unwrap()
+    );
 }
 
 pub async fn decisions_filter_by_subject_and_time_and_keep_feedback(b: &Backend) {
@@ -177,19 +226,30 @@ pub async fn decisions_filter_by_subject_and_time_and_keep_feedback(b: &Backend)
     }
     let ids = |v: Vec<Decision>| v.into_iter().map(|d| d.id).collect::<Vec<_>>();
     let ev0 = s
-        .query_decisions(&DecisionQuery { event_id: Some("ev0".into()), limit: 10, ..Default::default() })
+        .query_decisions(&DecisionQuery {
+            event_id: Some("ev0".into()),
+            limit: 10,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(ids(ev0), ["d2", "d0"]);
     let recent = s
-        .query_decisions(&DecisionQuery { since: Some(BASE_MS + 1000), limit: 10, ..Default::default() })
+        .query_decisions(&DecisionQuery {
+            since: Some(BASE_MS + 1000),
+            limit: 10,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(ids(recent), ["d3", "d2", "d1"]);
     let feedback = json!({"outcome": "resolved", "helpful": true});
     let d = s.set_decision_feedback("d1", &feedback).await.unwrap();
     assert_eq!(d.feedback, Some(feedback.clone()));
-    assert_eq!(s.get_decision("d1").await.unwrap().unwrap().feedback, Some(feedback));
+    assert_eq!(
+        s.get_decision("d1").await.unwrap().unwrap().feedback,
+        Some(feedback)
+    );
     assert!(matches!(
         s.set_decision_feedback("nope", &json!({})).await,
         Err(StoreError::NotFound(_))
