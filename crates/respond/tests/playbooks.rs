@@ -713,3 +713,152 @@ async fn trigger_to_first_step_latency() {
     drop(tx);
     runner.await.unwrap().unwrap();
 }
+
+/// A minimal SMTP relay on 127.0.0.1 that accepts one message and returns its DATA.
+async fn smtp_relay() -> (u16, tokio::sync::oneshot::Receiver<String>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let (read, mut write) = socket.into_split();
+        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(read));
+        write.write_all(b"220 relay ESMTP\r\n").await.unwrap();
+        let mut data = String::new();
+        let mut in_data = false;
+        while let Ok(Some(line)) = lines.next_line().await {
+            if in_data {
+                if line == "." {
+                    in_data = false;
+                    write.write_all(b"250 queued\r\n").await.unwrap();
+                } else {
+                    data.push_str(&line);
+                    data.push('\n');
+                }
+                continue;
+            }
+            let verb = line.split(' ').next().unwrap_or("").to_ascii_uppercase();
+            let answer: &[u8] = match verb.as_str() {
+                "EHLO" | "HELO" => b"250 relay\r\n",
+                "DATA" => {
+                    in_data = true;
+                    b"354 go ahead\r\n"
+                }
+                "QUIT" => {
+                    write.write_all(b"221 bye\r\n").await.unwrap();
+                    break;
+                }
+                _ => b"250 ok\r\n",
+            };
+            write.write_all(answer).await.unwrap();
+        }
+        let _ = tx.send(data);
+    });
+    (port, rx)
+}
+
+#[tokio::test]
+async fn email_notifications_go_through_the_smtp_relay() {
+    let (port, message) = smtp_relay().await;
+    let mut cfg = config(None, &[]);
+    cfg.executors.smtp = Some(sightline_respond::executor::SmtpConfig {
+        host: "127.0.0.1".into(),
+        port,
+        from: "sightline@example.org".into(),
+    });
+    let f = fixture(cfg).await;
+    let t = template(
+        "mail",
+        json!([{"name": "mail", "kind": "notification",
+        "action": {"type": "notify", "message": "{{subject.service_name}} failed: {{subject.details}}",
+                   "channel": {"type": "email", "to": ["ops@example.org"], "subject": "[{{subject.service_name}}] alert"}}}]),
+    );
+    let run = RunRequest::for_subject(
+        t,
+        Subject::Event(Box::new(event("disk full"))),
+        Actor::system(),
+    );
+    let run = f.engine.start(run).await.unwrap().unwrap();
+    let done = wait_status(&f.store, &run.id, ExecutionStatus::Succeeded).await;
+    assert!(
+        done.steps[0].output.starts_with("SMTP 250"),
+        "{}",
+        done.steps[0].output
+    );
+    let data = tokio::time::timeout(Duration::from_secs(5), message)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(data.contains("Subject: [checkout] alert"), "{data}");
+    assert!(data.contains("To: ops@example.org"), "{data}");
+    assert!(data.contains("checkout failed: disk full"), "{data}");
+}
+
+#[tokio::test]
+async fn emit_steps_publish_a_validated_event_into_system_events() {
+    use sightline_log::{EmbeddedLog, EventLog, LogConfig, TopicConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let log: Arc<dyn EventLog> =
+        Arc::new(EmbeddedLog::open(dir.path().join("log"), LogConfig::default()).unwrap());
+    log.create_topic(
+        sightline_model::topics::SYSTEM_EVENTS,
+        TopicConfig::with_partitions(1),
+    )
+    .await
+    .unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&dir.path().join("store.db"))
+            .await
+            .unwrap(),
+    );
+    let engine = Engine::new(
+        store.clone(),
+        Some(log.clone()),
+        config(None, &[]),
+        Clock::system(),
+    );
+    let t = template(
+        "emit",
+        json!([{"name": "emit", "kind": "notification",
+        "action": {"type": "emit", "event": {"service_name": "{{subject.service_name}}", "event_type": "REMEDIATION",
+                   "severity": "info", "details": "playbook ran for {{subject.event_id}}"}}}]),
+    );
+    let run = RunRequest::for_subject(t, Subject::Event(Box::new(event("x"))), Actor::system());
+    let run = engine.start(run).await.unwrap().unwrap();
+    let done = wait_status(&store, &run.id, ExecutionStatus::Succeeded).await;
+    assert!(
+        done.steps[0].output.starts_with("emitted event "),
+        "{}",
+        done.steps[0].output
+    );
+    let mut sub = log
+        .subscribe("test", &[sightline_model::topics::SYSTEM_EVENTS])
+        .await
+        .unwrap();
+    let batch = sub.next_batch(10).await.unwrap();
+    assert_eq!(batch.len(), 1);
+    let emitted: Event = serde_json::from_slice(&batch[0].record.value).unwrap();
+    assert_eq!(emitted.service_name, "checkout");
+    assert_eq!(emitted.event_type, "REMEDIATION");
+    assert_eq!(emitted.details, "playbook ran for ev-1");
+    assert_eq!(emitted.correlation_id, run.id);
+
+    // An emitted document that is not a valid event fails the step with the field named.
+    let t = template(
+        "bad",
+        json!([{"name": "emit", "kind": "notification",
+        "action": {"type": "emit", "event": {"event_type": "X"}}}]),
+    );
+    let run = RunRequest::for_subject(t, Subject::Event(Box::new(event("x"))), Actor::system());
+    let run = engine.start(run).await.unwrap().unwrap();
+    let done = wait_status(&store, &run.id, ExecutionStatus::Failed).await;
+    assert!(
+        done.steps[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("service_name"),
+        "{:?}",
+        done.steps[0]
+    );
+}

@@ -301,6 +301,20 @@ impl Engine {
                 step.status = StepStatus::DryRun;
             }
         }
+        // Waits for a free run slot before storing, so a flood of firings backs up into
+        // the bounded firing channel instead of piling up tasks.
+        let permit = if execution.status.is_final() {
+            None
+        } else {
+            self.runs.clone().acquire_owned().await.ok()
+        };
+        if !self.store.insert_execution(&execution).await? {
+            metrics::counter!("respond_firings_duplicate_total").increment(1);
+            tracing::debug!(firing = ?execution.firing_id, "firing already ran; skipped");
+            return Ok(None);
+        }
+        // The safety controller runs only once the insert proved this is the first run
+        // of its firing, so a replayed firing never consumes rate-limit budget.
         if !execution.status.is_final() && request.automatic {
             let actions: Vec<&RenderedAction> = execution
                 .steps
@@ -326,18 +340,9 @@ impl Engine {
                     }
                 }
             }
-        }
-        // Waits for a free run slot before storing, so a flood of firings backs up into
-        // the bounded firing channel instead of piling up tasks.
-        let permit = if execution.status.is_final() {
-            None
-        } else {
-            self.runs.clone().acquire_owned().await.ok()
-        };
-        if !self.store.insert_execution(&execution).await? {
-            metrics::counter!("respond_firings_duplicate_total").increment(1);
-            tracing::debug!(firing = ?execution.firing_id, "firing already ran; skipped");
-            return Ok(None);
+            if execution.reason.is_some() {
+                self.save(&mut execution).await?;
+            }
         }
         metrics::counter!("respond_runs_started_total", "status" => execution.status.as_str())
             .increment(1);
@@ -358,7 +363,9 @@ impl Engine {
             }),
         )
         .await;
-        if !execution.status.is_final() {
+        if execution.status.is_final() {
+            drop(permit);
+        } else {
             let engine = self.clone();
             let running = execution.clone();
             let received = request.received;
