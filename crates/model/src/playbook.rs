@@ -599,6 +599,19 @@ pub enum StepStatus {
     DryRun,
 }
 
+impl StepStatus {
+    /// Whether the step has run (successfully or not) and will not run again.
+    pub fn is_done(self) -> bool {
+        matches!(
+            self,
+            StepStatus::Succeeded
+                | StepStatus::Failed
+                | StepStatus::RolledBack
+                | StepStatus::RollbackFailed
+        )
+    }
+}
+
 /// An action with every placeholder filled in: exactly what runs (or would run).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -670,6 +670,27 @@ impl Engine {
             return Err(RespondError::BadToken);
         }
         if approval.expires_at <= now {
+            // The run cannot go on with this approval; end it rather than leave it paused
+            // (a person can start a new run).
+            if self
+                .store
+                .consume_approval(&approval.id, "expired", &actor.name, now)
+                .await?
+            {
+                for step in execution.steps.iter_mut().filter(|s| !s.status.is_done()) {
+                    step.status = StepStatus::Skipped;
+                }
+                execution.status = ExecutionStatus::Rejected;
+                execution.reason = Some("approval expired".into());
+                self.save(&mut execution).await?;
+                self.audit(
+                    actor,
+                    "execution.approval_expired",
+                    execution_id,
+                    serde_json::json!({"expired_at": approval.expires_at}),
+                )
+                .await;
+            }
             return Err(RespondError::Expired(approval.expires_at));
         }
         let decision = if approve { "approved" } else { "rejected" };
