@@ -474,6 +474,36 @@ async fn expired_and_rejected_approvals() {
     let rejected: Value = res.json().await.unwrap();
     assert_eq!(rejected["status"], "rejected");
     assert_eq!(rejected["steps"][0]["status"], "skipped");
+
+    // A third run, approved through `execute` with the approval token.
+    let before = receiver.got.lock().unwrap().len();
+    let execute = json!({"decision_id": decision["id"], "action_id": "a1"});
+    let execution: Value = app2
+        .post_json("/api/v1/autonomous/execute", &execute)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = execution["id"].as_str().unwrap().to_owned();
+    wait_execution(&app2, &id, "awaiting_approval").await;
+    let mut token = None;
+    for _ in 0..500 {
+        let got = receiver.got.lock().unwrap().clone();
+        if let Some((_, body)) = got.iter().skip(before).find(|(p, _)| p == "/approvals") {
+            token = Some(token_from(body["text"].as_str().unwrap()));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let res = app2
+        .post_json(
+            "/api/v1/autonomous/execute",
+            &json!({"decision_id": decision["id"], "action_id": "a1",
+            "approval_token": token.unwrap()}),
+        )
+        .await;
+    assert_eq!(res.status(), 202);
+    wait_execution(&app2, &id, "succeeded").await;
     app.shutdown().await;
     app2.shutdown().await;
 }

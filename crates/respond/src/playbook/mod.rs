@@ -34,6 +34,7 @@ use sightline_model::{
 };
 use sightline_store::{ExecutionQuery, Store};
 use tokio::sync::Semaphore;
+use tracing::Instrument as _;
 
 use crate::approval;
 use crate::executor::{self, ExecutorConfig, Executors, RenderContext};
@@ -369,13 +370,16 @@ impl Engine {
             let engine = self.clone();
             let running = execution.clone();
             let received = request.received;
-            tokio::spawn(async move {
-                let _permit = permit;
-                let id = running.id.clone();
-                if let Err(e) = engine.drive(running, received).await {
-                    tracing::error!(execution = %id, error = %e, "playbook run stopped");
+            let span = tracing::info_span!("playbook", execution = %running.id, template = %running.template_id);
+            tokio::spawn(
+                async move {
+                    let _permit = permit;
+                    if let Err(e) = engine.drive(running, received).await {
+                        tracing::error!(error = %e, "playbook run stopped");
+                    }
                 }
-            });
+                .instrument(span),
+            );
         }
         Ok(Some(execution))
     }
@@ -722,13 +726,16 @@ impl Engine {
             let engine = self.clone();
             let running = execution.clone();
             let permits = self.runs.clone();
-            tokio::spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                let id = running.id.clone();
-                if let Err(e) = engine.drive(running, None).await {
-                    tracing::error!(execution = %id, error = %e, "playbook run stopped");
+            let span = tracing::info_span!("playbook", execution = %running.id, template = %running.template_id);
+            tokio::spawn(
+                async move {
+                    let _permit = permits.acquire_owned().await;
+                    if let Err(e) = engine.drive(running, None).await {
+                        tracing::error!(error = %e, "playbook run stopped");
+                    }
                 }
-            });
+                .instrument(span),
+            );
         } else {
             for step in &mut execution.steps[i..] {
                 step.status = StepStatus::Skipped;
