@@ -52,6 +52,9 @@ pub enum ApiError {
     /// The request conflicts with what exists (409), e.g. a name that is taken.
     #[error("{0}")]
     Conflict(String),
+    /// Something that existed is gone for good (410), e.g. an expired approval token.
+    #[error("{0}")]
+    Gone(String),
     /// A fault on our side (500); the details go to the log only.
     #[error("internal error")]
     Internal(String),
@@ -146,6 +149,7 @@ impl ApiError {
             },
             ApiError::Sql(_) => (StatusCode::BAD_REQUEST, "invalid-sql", "Invalid SQL"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            ApiError::Gone(_) => (StatusCode::GONE, "gone", "Gone"),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",

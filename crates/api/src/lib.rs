@@ -80,6 +80,8 @@ pub struct ApiConfig {
     /// Live connections (SSE and WebSocket: `/api/v1/stream`, push queries) one node
     /// serves at once; one more is answered 503.
     pub max_live_connections: usize,
+    /// Playbook engine: executor allow-lists, safety policy, approvals.
+    pub playbooks: sightline_respond::PlaybookConfig,
 }
 
 impl Default for ApiConfig {
@@ -90,6 +92,7 @@ impl Default for ApiConfig {
             cors_allowed_origins: Vec::new(),
             tls: TlsConfig::default(),
             max_live_connections: 256,
+            playbooks: sightline_respond::PlaybookConfig::default(),
         }
     }
 }
@@ -140,14 +143,48 @@ pub fn routes(role: Role) -> Routes {
             .merge(routes::incidents::routes())
             .merge(routes::silences::routes())
             .merge(routes::topology::routes())
-            .merge(routes::stream::routes());
+            .merge(routes::stream::routes())
+            // Playbooks, executions, autonomous response.
+            .merge(routes::responses::routes())
+            .merge(routes::executions::routes())
+            .merge(routes::autonomous::routes());
     }
     api
+}
+
+/// The response service [`router`] installs when not given one: a playbook engine over
+/// the node's store and log with [`ApiConfig::playbooks`], considering every stored
+/// template for autonomous decisions. (The node that also consumes rule firings should
+/// build one engine, hand it to `sightline_respond::run_playbooks`, and pass the same to
+/// [`router_with_responses`], so rate limits and run slots are shared.)
+pub fn default_responses(state: &AppState) -> Arc<sightline_respond::decision::Autonomous> {
+    let engine = sightline_respond::Engine::new(
+        state.store.clone(),
+        Some(state.log.clone()),
+        state.config.playbooks.clone(),
+        sightline_model::Clock::system(),
+    );
+    let candidates = Arc::new(sightline_respond::decision::AllTemplates::new(
+        state.store.clone(),
+    ));
+    Arc::new(sightline_respond::decision::Autonomous::new(
+        engine, candidates,
+    ))
 }
 
 /// The whole API of a node with `role`: its [`routes()`] behind the auth guard, with
 /// correlation ids, telemetry, timeouts, security headers and (when configured) CORS.
 pub fn router(state: AppState, role: Role) -> Result<Router, String> {
+    let responses = default_responses(&state);
+    router_with_responses(state, role, responses)
+}
+
+/// [`router`] with a given response service (engine, safety controller, decisions).
+pub fn router_with_responses(
+    state: AppState,
+    role: Role,
+    responses: Arc<sightline_respond::decision::Autonomous>,
+) -> Result<Router, String> {
     let timeout = std::time::Duration::from_secs(state.config.request_timeout_secs.max(1));
     let tls = state.config.tls.enabled();
     let cors = headers::cors(&state.config.cors_allowed_origins)?;
@@ -158,6 +195,7 @@ pub fn router(state: AppState, role: Role) -> Result<Router, String> {
             auth::guard,
         ))
         .route_layer(axum::middleware::from_fn(telemetry::record))
+        .layer(axum::Extension(routes::responses::Responses(responses)))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,

@@ -31,6 +31,7 @@ pub mod fingerprint;
 mod incident;
 pub mod input;
 mod metric;
+pub mod playbook;
 pub mod schemas;
 mod secret;
 mod security;
@@ -47,6 +48,10 @@ pub use incident::{
 };
 pub use input::{IngestContext, MetricInput, SystemEventInput, WebhookInput};
 pub use metric::Metric;
+pub use playbook::{
+    Action, Approval, Decision, DecisionKind, Execution, ExecutionStatus, RenderedAction,
+    ResponseTemplate, RiskLevel, Step, StepKind, StepRun, StepStatus,
+};
 pub use secret::{REDACTED, Secret};
 pub use security::{ActorKind, ApiKey, AuditEntry, Role, Scope, User};
 pub use topology::{ServiceNode, Topology};

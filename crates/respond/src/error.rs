@@ -12,4 +12,22 @@ pub enum RespondError {
         /// Why it is refused.
         reason: String,
     },
+
+    // --- playbooks, approvals, decisions ---
+    /// The store failed (retry later).
+    #[error(transparent)]
+    Store(#[from] sightline_store::StoreError),
+    /// The named execution, template or decision does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The request does not fit the current state (not awaiting approval, token already
+    /// used).
+    #[error("{0}")]
+    Conflict(String),
+    /// The approval token is not the one issued for this execution.
+    #[error("the approval token does not match")]
+    BadToken,
+    /// The approval token expired (epoch ms).
+    #[error("the approval token expired at {0} (epoch ms)")]
+    Expired(i64),
 }

@@ -15,8 +15,16 @@
 mod error;
 pub mod firing;
 
+// --- playbooks: executors, engine, safety, approvals, autonomous decisions ---
+pub mod approval;
+pub mod decision;
+pub mod executor;
+pub mod playbook;
+pub mod safety;
+
 pub use error::RespondError;
 pub use firing::{Firing, Subject};
+pub use playbook::{Actor, Engine, PlaybookConfig, RunRequest, run_playbooks};
 
 /// Result type of the response crate.
 pub type Result<T, E = RespondError> = std::result::Result<T, E>;

@@ -17,6 +17,9 @@
 //! topology (what detection and correlation produce) live behind the [`IncidentStore`]
 //! supertrait.
 //!
+//! Playbooks (response templates), their executions, approvals and the autonomous
+//! service's decision log live behind the [`ResponseStore`] supertrait.
+//!
 //! Data enters through the [`sink`]: a consumer in group `store` that reads `system-events`
 //! and `metrics.raw` from the event log, writes each batch in one transaction and only then
 //! commits its log offsets. Writes are keyed upserts (`event_id` for events, the log
@@ -28,6 +31,7 @@ mod incidents;
 mod postgres;
 mod queries;
 mod query;
+mod responses;
 mod rollups;
 mod security;
 pub mod sink;
@@ -43,6 +47,9 @@ pub use queries::{MAX_QUERY_ROWS, QueryRow, QueryRowsRequest, StreamStatement};
 pub use query::{
     Analytics, AnalyticsQuery, BucketCounts, Cursor, EventQuery, GroupBy, GroupCount, MAX_BUCKETS,
     MAX_PAGE, MetricPoint, MetricQuery, Page,
+};
+pub use responses::{
+    DecisionQuery, DelegateResponses, ExecutionQuery, MAX_RESPONSE_ROWS, ResponseStore,
 };
 pub use rollups::{EventCountQuery, EventCountRow, MAX_ROLLUP_ROWS, RollupQuery, RollupRow};
 pub use security::{AuditQuery, DelegateSecurity, RefreshToken, SecurityStore, UserChange};
@@ -88,7 +95,9 @@ pub struct WriteSummary {
 
 /// Persistent, queryable storage for everything sightline keeps.
 #[async_trait::async_trait]
-pub trait Store: SecurityStore + IncidentStore + Send + Sync + std::fmt::Debug {
+pub trait Store:
+    SecurityStore + IncidentStore + ResponseStore + Send + Sync + std::fmt::Debug
+{
     /// Writes events into `raw_events` and `processed_events` in one transaction; an
     /// `event_id` already stored is left as it is (the first durable version wins).
     async fn write_events(&self, batch: &[LoggedEvent]) -> Result<WriteSummary>;

@@ -85,6 +85,26 @@ pub const POLICY: &[(&str, &str, Access)] = &[
     ("DELETE", "/api/v1/silences/{id}", R(Role::Engineer)),
     ("GET", "/api/v1/topology", R(Role::Viewer)),
     ("PUT", "/api/v1/topology", R(Role::Engineer)),
+    // Playbooks: engineers define and dry-run them, approvers approve paused runs.
+    ("POST", "/api/v1/rules/responses", R(Role::Engineer)),
+    ("GET", "/api/v1/rules/responses", R(Role::Viewer)),
+    ("GET", "/api/v1/rules/responses/{id}", R(Role::Viewer)),
+    ("PUT", "/api/v1/rules/responses/{id}", R(Role::Engineer)),
+    ("DELETE", "/api/v1/rules/responses/{id}", R(Role::Engineer)),
+    (
+        "POST",
+        "/api/v1/rules/responses/{id}/dry-run",
+        R(Role::Engineer),
+    ),
+    ("GET", "/api/v1/executions", R(Role::Viewer)),
+    ("GET", "/api/v1/executions/{id}", R(Role::Viewer)),
+    ("POST", "/api/v1/executions/{id}/approve", R(Role::Approver)),
+    ("POST", "/api/v1/executions/{id}/reject", R(Role::Approver)),
+    // Autonomous response: runs go through the safety controller.
+    ("POST", "/api/v1/autonomous/analyze", R(Role::Engineer)),
+    ("POST", "/api/v1/autonomous/execute", R(Role::Engineer)),
+    ("GET", "/api/v1/autonomous/decisions", R(Role::Viewer)),
+    ("POST", "/api/v1/autonomous/feedback", R(Role::Engineer)),
     // Administration.
     ("GET", "/api/v1/users", R(Role::Admin)),
     ("POST", "/api/v1/users", R(Role::Admin)),

@@ -6,13 +6,16 @@
 
 pub mod admin;
 pub mod auth;
+pub mod autonomous;
 pub mod events;
+pub mod executions;
 pub mod incidents;
 pub mod ingest;
 pub mod metrics;
 pub mod ops;
 mod params;
 pub mod queries;
+pub mod responses;
 pub mod silences;
 pub mod stream;
 pub mod topics;

@@ -24,10 +24,12 @@ use sqlx::Row as _;
 
 mod incidents;
 mod queries;
+mod responses;
 mod rollups;
 mod security;
 pub use incidents::*;
 pub use queries::*;
+pub use responses::*;
 pub use rollups::*;
 pub use security::*;
 
@@ -163,6 +165,10 @@ macro_rules! conformance_tests {
                 correlations_are_idempotent_and_found_by_incident_and_signal,
                 silences_are_created_listed_and_expired,
                 topology_is_versioned,
+                response_templates_round_trip_and_updates_return_the_replaced_version,
+                executions_run_once_per_firing_and_filter_newest_first,
+                approvals_are_single_use_even_under_concurrency,
+                decisions_filter_by_subject_and_time_and_keep_feedback,
             );
         }
     };
