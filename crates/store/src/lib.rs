@@ -17,11 +17,15 @@
 //! topology (what detection and correlation produce) live behind the [`IncidentStore`]
 //! supertrait.
 //!
+//! Root-cause analyses and operators' feedback on them live behind the [`AnalysisStore`]
+//! supertrait.
+//!
 //! Data enters through the [`sink`]: a consumer in group `store` that reads `system-events`
 //! and `metrics.raw` from the event log, writes each batch in one transaction and only then
 //! commits its log offsets. Writes are keyed upserts (`event_id` for events, the log
 //! position for metrics), so a redelivered batch changes nothing.
 
+mod analyses;
 mod common;
 mod error;
 mod incidents;
@@ -33,6 +37,9 @@ mod security;
 pub mod sink;
 mod sqlite;
 
+pub use analyses::{
+    AnalysisStore, DelegateAnalyses, MAX_ANALYSIS_ROWS, RootCauseVerdict, SimilarIncidents,
+};
 pub use error::StoreError;
 pub use incidents::{
     AnomalyQuery, DelegateIncidents, IncidentCounts, IncidentPatch, IncidentQuery, IncidentStore,
@@ -88,7 +95,9 @@ pub struct WriteSummary {
 
 /// Persistent, queryable storage for everything sightline keeps.
 #[async_trait::async_trait]
-pub trait Store: SecurityStore + IncidentStore + Send + Sync + std::fmt::Debug {
+pub trait Store:
+    SecurityStore + IncidentStore + AnalysisStore + Send + Sync + std::fmt::Debug
+{
     /// Writes events into `raw_events` and `processed_events` in one transaction; an
     /// `event_id` already stored is left as it is (the first durable version wins).
     async fn write_events(&self, batch: &[LoggedEvent]) -> Result<WriteSummary>;

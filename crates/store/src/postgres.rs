@@ -428,6 +428,13 @@ crate::incidents::impl_incident_store!(
     reader = |s| &s.pool
 );
 
+crate::analyses::impl_analysis_store!(
+    PgStore,
+    Postgres,
+    writer = |s| &s.pool,
+    reader = |s| &s.pool
+);
+
 crate::rollups::rollup_store_methods!(
     PgStore,
     Postgres,

@@ -22,10 +22,12 @@ use sightline_store::{
 };
 use sqlx::Row as _;
 
+mod analyses;
 mod incidents;
 mod queries;
 mod rollups;
 mod security;
+pub use analyses::*;
 pub use incidents::*;
 pub use queries::*;
 pub use rollups::*;
@@ -163,6 +165,9 @@ macro_rules! conformance_tests {
                 correlations_are_idempotent_and_found_by_incident_and_signal,
                 silences_are_created_listed_and_expired,
                 topology_is_versioned,
+                analyses_upsert_by_id_and_round_trip_exactly,
+                feedback_needs_an_analysis_and_is_found_by_incident_and_root_cause,
+                similar_incidents_share_a_service_or_fingerprint_and_came_before,
             );
         }
     };
