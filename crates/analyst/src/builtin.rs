@@ -44,27 +44,49 @@ const NEARBY_GRACE_MS: i64 = 60_000;
 const NEARBY_HALF_LIFE_MS: f64 = 600_000.0;
 /// Weighted anomaly scores below this are ignored.
 const MIN_STRENGTH: f64 = 0.05;
+/// A rollup shift counts from this many baseline deviations on…
+const SHIFT_MIN: f64 = 6.0;
+/// …and fully (as [`SHIFT_WEIGHT`]) from this many.
+const SHIFT_FULL: f64 = 30.0;
+/// The strongest a rollup shift counts, against 0..1 for anomaly scores.
+const SHIFT_WEIGHT: f64 = 0.4;
+/// Rollup peaks count within this distance of the incident's first signal.
+const SHIFT_WINDOW_MS: i64 = 15 * 60_000;
 
-/// Which way a signal travels through the dependency graph.
+/// How a signal travels through the dependency graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Direction {
-    /// From a dependency to its callers (latency, errors, saturation).
+    /// From a dependency to its callers: latency and errors (a slow or failing
+    /// dependency makes its callers slow or failing).
     Fault,
-    /// From a caller to its dependencies (request rate).
+    /// Stays where it is: saturation (CPU, memory) of one service does not show up as
+    /// its callers' saturation.
+    Local,
+    /// From a caller to its dependencies: request rate.
     Load,
+}
+
+fn metric_direction(metric_type: &str) -> Direction {
+    let m = metric_type.to_ascii_lowercase();
+    if ["request_rate", "requests", "rps", "throughput", "traffic"]
+        .iter()
+        .any(|k| m == *k)
+    {
+        Direction::Load
+    } else if ["cpu", "memory", "mem_", "disk", "gc_", "heap"]
+        .iter()
+        .any(|k| m.contains(k))
+    {
+        Direction::Local
+    } else {
+        Direction::Fault
+    }
 }
 
 fn direction(signal: &Signal) -> Direction {
     match signal {
-        Signal::Metric { metric_type }
-            if matches!(
-                metric_type.as_str(),
-                "request_rate" | "requests" | "rps" | "throughput" | "traffic"
-            ) =>
-        {
-            Direction::Load
-        }
-        _ => Direction::Fault,
+        Signal::Metric { metric_type } => metric_direction(metric_type),
+        Signal::ErrorRate | Signal::Pattern { .. } => Direction::Fault,
     }
 }
 
@@ -123,7 +145,9 @@ impl BuiltinAnalyst {
         // a 10-minute half-life before that, so old noise cannot claim the incident.
         let mut strength: BTreeMap<&str, f64> = BTreeMap::new();
         let mut first: BTreeMap<&str, i64> = BTreeMap::new();
-        let mut dirs: BTreeMap<&str, (bool, bool)> = BTreeMap::new();
+        let mut dirs: BTreeMap<&str, [bool; 3]> = BTreeMap::new();
+        // The strongest local (saturation) signal per service: evidence of its own fault.
+        let mut local: BTreeMap<&str, f64> = BTreeMap::new();
         let weighted =
             ctx.anomalies
                 .iter()
@@ -144,18 +168,25 @@ impl BuiltinAnalyst {
                 let f = first.entry(s).or_insert(a.timestamp);
                 *f = (*f).min(a.timestamp);
             }
-            let d = dirs.entry(s).or_insert((false, false));
-            match direction(&a.signal) {
-                Direction::Fault => d.0 = true,
-                Direction::Load => d.1 = true,
+            dirs.entry(s).or_insert([false; 3])[direction(&a.signal) as usize] = true;
+            if direction(&a.signal) == Direction::Local {
+                let l = local.entry(s).or_insert(0.0);
+                *l = l.max(v);
             }
         }
-        let has = |s: &str, d: Direction| {
-            dirs.get(s).is_some_and(|(fault, load)| match d {
-                Direction::Fault => *fault,
-                Direction::Load => *load,
-            })
-        };
+        // Metric shifts in the rollups count as weak signals too: a dependency whose
+        // latency is far off its baseline matters even when no detector fired on it.
+        for m in &ctx.metric_shifts {
+            let v = SHIFT_WEIGHT * (m.deviation.abs() / SHIFT_FULL).min(1.0);
+            if m.deviation.abs() < SHIFT_MIN || (m.peak_at - onset).abs() > SHIFT_WINDOW_MS {
+                continue;
+            }
+            let s = m.service.as_str();
+            let e = strength.entry(s).or_insert(0.0);
+            *e = e.max(v);
+            dirs.entry(s).or_insert([false; 3])[metric_direction(&m.metric_type) as usize] = true;
+        }
+        let has = |s: &str, d: Direction| dirs.get(s).is_some_and(|v| v[d as usize]);
         let total: f64 = strength.values().sum();
         let mut candidates: BTreeSet<String> = ctx.candidate_services();
         for s in strength.keys() {
@@ -192,15 +223,19 @@ impl BuiltinAnalyst {
                 f.load_entry = !strength
                     .keys()
                     .any(|s| downstream.contains(*s) && has(s, Direction::Load));
-                load_reach = strength
-                    .iter()
-                    .filter(|(s, _)| upstream.contains(**s) && has(s, Direction::Load))
-                    .map(|(_, v)| v)
-                    .sum();
                 f.load_reach = strength
                     .keys()
                     .filter(|s| upstream.contains(**s) && has(s, Direction::Load))
                     .count();
+                // A surge that really spread (two or more dependencies saw it) explains
+                // everything it reached: more traffic means more latency, CPU and errors.
+                if f.load_reach >= 2 {
+                    load_reach = strength
+                        .iter()
+                        .filter(|(s, _)| upstream.contains(**s))
+                        .map(|(_, v)| v)
+                        .sum();
+                }
             }
             let start = first.get(service.as_str()).copied().unwrap_or(onset);
             f.deployment = ctx
@@ -232,6 +267,7 @@ impl BuiltinAnalyst {
             f.refuted = incorrect;
             let reach = Reach {
                 own,
+                local: local.get(service.as_str()).copied().unwrap_or(0.0),
                 fault: fault_reach / others,
                 load: if f.load_entry {
                     load_reach / others
@@ -326,6 +362,8 @@ impl BuiltinAnalyst {
 struct Reach {
     /// The candidate's own strongest weighted anomaly score.
     own: f64,
+    /// Its strongest saturation (CPU, memory) score: a fault of its own.
+    local: f64,
     /// Share of the others' strength its faults explain.
     fault: f64,
     /// Share of the others' strength its load explains (load entry points only).
@@ -336,7 +374,7 @@ struct Reach {
 /// deployment and own symptoms break ties and rescue incidents the graph cannot explain,
 /// operator verdicts nudge.
 fn score(f: &Features, reach: &Reach) -> f64 {
-    let mut s = 1.5 * reach.own + 3.0 * reach.fault + 3.5 * reach.load;
+    let mut s = 1.5 * reach.own + reach.local + 3.0 * reach.fault + 3.5 * reach.load;
     if let Some(offset) = f.onset_offset_ms {
         // Earliest gets the full point, a minute or more later nothing.
         s += (1.0 - offset as f64 / 60_000.0).clamp(0.0, 1.0);

@@ -33,7 +33,8 @@ pub const DEPLOYMENT: &str = "DEPLOYMENT";
 #[serde(deny_unknown_fields, default)]
 pub struct ContextLimits {
     /// How long before the incident's first signal metrics count as its baseline and
-    /// neighbours' anomalies are looked at, milliseconds. Default 30 min.
+    /// neighbours' anomalies are looked at, milliseconds. Default 1 h (a fault's first
+    /// anomalies may precede a late incident of one of its symptoms by its duration).
     pub lookback_ms: i64,
     /// How long before the first signal a deployment counts as "preceding" it,
     /// milliseconds. Default 1 h.
@@ -47,7 +48,7 @@ pub struct ContextLimits {
 impl Default for ContextLimits {
     fn default() -> Self {
         Self {
-            lookback_ms: 30 * 60_000,
+            lookback_ms: 60 * 60_000,
             deployment_lookback_ms: 60 * 60_000,
             max_events: 50,
             max_similar: 20,

@@ -114,7 +114,7 @@ impl CaseResult {
 
     /// The true root cause is among the first three candidates.
     pub fn top3_hit(&self) -> bool {
-        self.top3.iter().any(|s| *s == self.truth)
+        self.top3.contains(&self.truth)
     }
 }
 
