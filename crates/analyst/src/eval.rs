@@ -280,21 +280,6 @@ pub async fn run_seed(
                 rollups.process_metric(0, offset, &metric, &mut rollup_out);
                 for a in series.observe(&metric, t) {
                     anomaly_count += 1;
-                    if std::env::var_os("EVAL_DEBUG").is_some() {
-                        let f = truth
-                            .faults
-                            .iter()
-                            .find(|f| f.start_ms - 60_000 <= t && t <= f.end_ms + 120_000);
-                        eprintln!(
-                            "anomaly {} {} {} {:?} score={:.2} fault={:?}",
-                            (t - config.start_ms) / 1000,
-                            a.service_name,
-                            a.signal.name(),
-                            a.severity,
-                            a.score,
-                            f.map(|f| (&f.id, &f.root_cause_service))
-                        );
-                    }
                     outputs.extend(correlator.on_anomaly(&a, t));
                     pending.anomalies.push(a);
                 }
@@ -326,15 +311,6 @@ pub async fn run_seed(
         let opened = absorb(&mut pending, outputs);
         incident_count += opened.len();
         for incident in opened {
-            if std::env::var_os("EVAL_DEBUG").is_some() {
-                eprintln!(
-                    "OPENED {} at {} root {} affected {:?}",
-                    incident.id,
-                    (t - config.start_ms) / 1000,
-                    incident.service_name,
-                    incident.affected_services
-                );
-            }
             pending.flush(store.as_ref()).await?;
             match match_fault(&truth, &incident) {
                 Some(fault) => {
