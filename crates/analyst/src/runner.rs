@@ -15,8 +15,9 @@
 //!    it (a redelivery after a crash), the stored analysis is re-published without being
 //!    recomputed; otherwise [`Analyst::analyze`] runs, the result is upserted into
 //!    `ai_analyses` (retried until it succeeds or shutdown), then published on
-//!    `analysis.completed` (key = incident id) and cached as `analysis:{incidentId}` for
-//!    an hour (a cache failure is logged and counted, never fatal).
+//!    `analysis.completed` (key = incident id), having been cached as
+//!    `analysis:{incidentId}` for an hour just before (a cache failure is logged and
+//!    counted, never fatal).
 //! 3. **after the batch** — commits the offsets of the batch.
 //!
 //! Why a restart neither loses nor duplicates: offsets are committed only after every
@@ -393,9 +394,11 @@ where
     }
 }
 
-/// Publishes an analysis on `analysis.completed` and caches it.
+/// Caches an analysis, then publishes it on `analysis.completed` (cache first, so a
+/// consumer of the topic finds it warm).
 pub async fn publish(runner: &AnalystRunner, analysis: &Analysis) -> Result<(), AnalystError> {
     let value = serde_json::to_vec(analysis).map_err(|e| AnalystError::Encode(e.to_string()))?;
+    cache(runner.cache.as_deref(), analysis, runner.config.cache_ttl).await;
     runner
         .log
         .append(
@@ -407,7 +410,6 @@ pub async fn publish(runner: &AnalystRunner, analysis: &Analysis) -> Result<(), 
             )],
         )
         .await?;
-    cache(runner.cache.as_deref(), analysis, runner.config.cache_ttl).await;
     Ok(())
 }
 
