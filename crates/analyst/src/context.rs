@@ -10,7 +10,7 @@
 //! was invented.
 //!
 //! [`ContextSource`] is the seam: [`StoreContext`] reads it all from a
-//! [`Store`](sightline_store::Store), which is what the runner, the API and the
+//! [`Store`], which is what the runner, the API and the
 //! evaluation use.
 
 use std::collections::{BTreeMap, BTreeSet};

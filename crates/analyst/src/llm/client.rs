@@ -3,7 +3,7 @@
 //! attempt, retries with jittered exponential backoff, and `429 Retry-After` honoured.
 //!
 //! The API key is sent as a bearer token and never logged: it lives in a
-//! [`Secret`](sightline_model::Secret), and errors carry status codes and provider
+//! [`Secret`], and errors carry status codes and provider
 //! messages, never the request.
 
 use std::time::Duration;
