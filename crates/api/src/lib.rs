@@ -121,6 +121,8 @@ pub struct AppState {
     pub live: live::LiveSlots,
     /// Becomes `true` when the node stops: long-lived responses (push queries) end.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// The root-cause analyst (`POST /api/v1/analysis/generate` runs it in this process).
+    pub analyst: sightline_analyst::Analyst,
 }
 
 /// The routes a node with `role` serves: the ingestion endpoints, the query endpoints or
@@ -141,6 +143,7 @@ pub fn routes(role: Role) -> Routes {
             .merge(routes::topics::query_routes())
             .merge(routes::queries::routes())
             .merge(routes::incidents::routes())
+            .merge(routes::analysis::routes())
             .merge(routes::silences::routes())
             .merge(routes::topology::routes())
             .merge(routes::stream::routes())

@@ -23,6 +23,7 @@
 //! assert_eq!(err.field, "service_name");
 //! ```
 
+mod analysis;
 mod anomaly;
 pub mod clock;
 pub mod decode;
@@ -39,6 +40,10 @@ pub mod topics;
 mod topology;
 mod validation;
 
+pub use analysis::{
+    ActionRisk, Analysis, AnalysisStatus, AnalystKind, EvidenceKind, EvidenceRef, Feedback,
+    FeedbackVerdict, SuggestedAction,
+};
 pub use anomaly::{Anomaly, Signal};
 pub use clock::Clock;
 pub use event::{Event, Severity, SourceType};

@@ -20,11 +20,15 @@
 //! Playbooks (response templates), their executions, approvals and the autonomous
 //! service's decision log live behind the [`ResponseStore`] supertrait.
 //!
+//! Root-cause analyses and operators' feedback on them live behind the [`AnalysisStore`]
+//! supertrait.
+//!
 //! Data enters through the [`sink`]: a consumer in group `store` that reads `system-events`
 //! and `metrics.raw` from the event log, writes each batch in one transaction and only then
 //! commits its log offsets. Writes are keyed upserts (`event_id` for events, the log
 //! position for metrics), so a redelivered batch changes nothing.
 
+mod analyses;
 mod common;
 mod error;
 mod incidents;
@@ -37,6 +41,9 @@ mod security;
 pub mod sink;
 mod sqlite;
 
+pub use analyses::{
+    AnalysisStore, DelegateAnalyses, MAX_ANALYSIS_ROWS, RootCauseVerdict, SimilarIncidents,
+};
 pub use error::StoreError;
 pub use incidents::{
     AnomalyQuery, DelegateIncidents, IncidentCounts, IncidentPatch, IncidentQuery, IncidentStore,
@@ -96,7 +103,7 @@ pub struct WriteSummary {
 /// Persistent, queryable storage for everything sightline keeps.
 #[async_trait::async_trait]
 pub trait Store:
-    SecurityStore + IncidentStore + ResponseStore + Send + Sync + std::fmt::Debug
+    SecurityStore + IncidentStore + ResponseStore + AnalysisStore + Send + Sync + std::fmt::Debug
 {
     /// Writes events into `raw_events` and `processed_events` in one transaction; an
     /// `event_id` already stored is left as it is (the first durable version wins).

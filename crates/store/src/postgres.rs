@@ -435,6 +435,13 @@ crate::responses::impl_response_store!(
     reader = |s| &s.pool
 );
 
+crate::analyses::impl_analysis_store!(
+    PgStore,
+    Postgres,
+    writer = |s| &s.pool,
+    reader = |s| &s.pool
+);
+
 crate::rollups::rollup_store_methods!(
     PgStore,
     Postgres,

@@ -184,6 +184,13 @@ crate::responses::impl_response_store!(
     reader = |s| &s.reader
 );
 
+crate::analyses::impl_analysis_store!(
+    SqliteStore,
+    Sqlite,
+    writer = |s| &s.writer,
+    reader = |s| &s.reader
+);
+
 /// An event's columns that need encoding before they can be bound.
 struct EncodedEvent<'a> {
     logged: &'a LoggedEvent,

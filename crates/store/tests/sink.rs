@@ -586,6 +586,12 @@ impl sightline_store::DelegateResponses for FlakyStore {
     }
 }
 
+impl sightline_store::DelegateAnalyses for FlakyStore {
+    fn analyses(&self) -> &dyn sightline_store::AnalysisStore {
+        &self.inner
+    }
+}
+
 #[async_trait::async_trait]
 impl Store for FlakyStore {
     async fn write_events(&self, batch: &[LoggedEvent]) -> sightline_store::Result<WriteSummary> {

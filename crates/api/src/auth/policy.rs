@@ -78,6 +78,16 @@ pub const POLICY: &[(&str, &str, Access)] = &[
     ("GET", "/api/incidents/{id}", R(Role::Viewer)),
     ("PATCH", "/api/v1/incidents/{id}", R(Role::Engineer)),
     ("PATCH", "/api/incidents/{id}", R(Role::Engineer)),
+    // Analyses: viewers read and give feedback, engineers (re-)generate (an LLM costs money).
+    ("GET", "/api/v1/analysis/{incident_id}", R(Role::Viewer)),
+    ("GET", "/api/analysis/{incident_id}", R(Role::Viewer)),
+    ("POST", "/api/v1/analysis/generate", R(Role::Engineer)),
+    ("POST", "/api/analysis/generate", R(Role::Engineer)),
+    (
+        "POST",
+        "/api/v1/analysis/{analysis_id}/feedback",
+        R(Role::Viewer),
+    ),
     ("GET", "/api/v1/anomalies", R(Role::Viewer)),
     ("GET", "/api/v1/events/{id}/correlations", R(Role::Viewer)),
     ("GET", "/api/v1/silences", R(Role::Viewer)),

@@ -45,6 +45,8 @@ pub struct NodeConfig {
     pub detect: DetectSection,
     /// Correlation of anomalies and events into incidents, run by processing nodes.
     pub correlate: CorrelateSection,
+    /// Root-cause analysis of incidents, run by processing nodes.
+    pub analyst: sightline_analyst::AnalystConfig,
     /// Log output.
     pub telemetry: TelemetryConfig,
 }
@@ -327,6 +329,7 @@ impl Default for NodeConfig {
             stream: StreamConfig::default(),
             detect: DetectSection::default(),
             correlate: CorrelateSection::default(),
+            analyst: sightline_analyst::AnalystConfig::default(),
             telemetry: TelemetryConfig::default(),
         }
     }
@@ -431,6 +434,9 @@ impl NodeConfig {
             .rules
             .validate()
             .map_err(|e| format!("correlate.rules: {e}"))?;
+        self.analyst
+            .validate()
+            .map_err(|e| format!("analyst.{e}"))?;
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, msg)) => Err((*msg).to_owned()),
             None => self

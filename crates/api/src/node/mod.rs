@@ -135,6 +135,16 @@ impl Node {
         };
         let codec = Codec::new(&config.log.codec)
             .map_err(|e| NodeError::Config(format!("log.codec: {e}")))?;
+        // One analyst per process: the runner and the API share its LLM limits (budgets,
+        // breaker, concurrency).
+        let analyst = sightline_analyst::Analyst::from_config(
+            Arc::new(sightline_analyst::context::StoreContext::new(
+                store.clone(),
+                config.analyst.context.clone(),
+            )),
+            &config.analyst,
+        )
+        .map_err(|e| NodeError::Config(format!("analyst: {e}")))?;
         let queries_changed = Arc::new(tokio::sync::Notify::new());
         if config.role.processes() {
             let (feed_log, feed_cache, feed_codec, stopped) =
@@ -234,6 +244,24 @@ impl Node {
                     })
                 })?);
             }
+            if config.analyst.enabled {
+                let runner = sightline_analyst::runner::AnalystRunner {
+                    log: log.clone(),
+                    store: store.clone(),
+                    cache: Some(cache.clone()),
+                    analyst: analyst.clone(),
+                    config: sightline_analyst::runner::AnalystRunnerConfig {
+                        batch_size: config.analyst.batch_size,
+                        ..Default::default()
+                    },
+                };
+                let stopped = stop.subscribe();
+                threads.push(on_own_thread("sightline-analyst", move || {
+                    supervised("analyst runner".into(), stopped, move |until_stopped| {
+                        sightline_analyst::runner::run_analyst(runner.clone(), until_stopped)
+                    })
+                })?);
+            }
             let sink_config = sink::SinkConfig {
                 batch_size: config.store.batch_size,
                 codec: Some(codec.clone()),
@@ -295,6 +323,7 @@ impl Node {
             queries_changed,
             live: crate::live::LiveSlots::new(config.api.max_live_connections),
             stopping: stop.subscribe(),
+            analyst,
         };
         let app = router(state, config.role).map_err(NodeError::Config)?;
         let listener =

@@ -5,6 +5,7 @@
 //! is served: a route missing from the table is a failing test, and at run time a denial.
 
 pub mod admin;
+pub mod analysis;
 pub mod auth;
 pub mod autonomous;
 pub mod events;

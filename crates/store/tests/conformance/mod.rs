@@ -22,11 +22,13 @@ use sightline_store::{
 };
 use sqlx::Row as _;
 
+mod analyses;
 mod incidents;
 mod queries;
 mod responses;
 mod rollups;
 mod security;
+pub use analyses::*;
 pub use incidents::*;
 pub use queries::*;
 pub use responses::*;
@@ -169,6 +171,9 @@ macro_rules! conformance_tests {
                 executions_run_once_per_firing_and_filter_newest_first,
                 approvals_are_single_use_even_under_concurrency,
                 decisions_filter_by_subject_and_time_and_keep_feedback,
+                analyses_upsert_by_id_and_round_trip_exactly,
+                feedback_needs_an_analysis_and_is_found_by_incident_and_root_cause,
+                similar_incidents_share_a_service_or_fingerprint_and_came_before,
             );
         }
     };
