@@ -115,6 +115,13 @@ struct IncidentsReport {
     items_acknowledged: u64,
     /// Incidents whose first anomaly was not seen on the stream (no latency sample).
     latency_unsampled: usize,
+    /// Share of detected faults whose first incident's first analysis named the injected
+    /// root-cause service (the node's analyst, end to end).
+    rca_top1: f64,
+    /// Wall time from an incident's arrival on `incidents.detected` to its analysis's on
+    /// `analysis.completed`.
+    incident_to_analysis_p50_ms: f64,
+    incident_to_analysis_p99_ms: f64,
     /// SIGKILLs of the node during the run.
     kills: u32,
     /// Anomaly ids listed by more than one stored incident (a replay that opened a
@@ -161,6 +168,13 @@ impl fmt::Display for IncidentsReport {
             f,
             "  ingest to incident       p50 {:.0} ms  p99 {:.0} ms   (wall clock; target p99 < 1000 ms)",
             self.ingest_to_incident_p50_ms, self.ingest_to_incident_p99_ms
+        )?;
+        writeln!(
+            f,
+            "  root cause named (top-1) {:>7.0}%   incident to analysis p50 {:.0} ms  p99 {:.0} ms",
+            self.rca_top1 * 100.0,
+            self.incident_to_analysis_p50_ms,
+            self.incident_to_analysis_p99_ms
         )?;
         for r in &self.per_fault {
             writeln!(
@@ -270,6 +284,9 @@ struct Seen {
     anomaly_ts: HashMap<String, i64>,
     /// Incident id → wall time it arrived on `incidents.detected`, and the incident.
     detected: HashMap<String, (i64, Incident)>,
+    /// Incident id → wall time its first analysis arrived on `analysis.completed`, and
+    /// the root-cause service it named.
+    analysed: HashMap<String, (i64, Option<String>)>,
 }
 
 struct Follower {
@@ -305,7 +322,7 @@ impl Follower {
 /// node restarts.
 async fn follow(base: &str) -> anyhow::Result<Follower> {
     let url = format!(
-        "{}/api/v1/stream?topics=anomalies,incidents.detected",
+        "{}/api/v1/stream?topics=anomalies,incidents.detected,analysis.completed",
         base.replacen("http", "ws", 1)
     );
     let (first, _) = tokio_tungstenite::connect_async(url.as_str())
@@ -359,6 +376,16 @@ fn record(seen: &std::sync::Mutex<Seen>, last_message: &std::sync::Mutex<Instant
                 message["value"]["timestamp"].as_i64(),
             ) {
                 seen.anomaly_ts.insert(id.to_owned(), ts);
+            }
+        }
+        Some("analysis.completed") => {
+            if let Some(incident) = message["value"]["incident_id"].as_str() {
+                let named = message["value"]["root_cause_service"]
+                    .as_str()
+                    .map(str::to_owned);
+                seen.analysed
+                    .entry(incident.to_owned())
+                    .or_insert((arrived, named));
             }
         }
         Some("incidents.detected") => {
@@ -437,7 +464,9 @@ fn score(
         })
         .collect();
     let mut false_incidents = Vec::new();
-    for incident in incidents {
+    let mut by_opening: Vec<&Incident> = incidents.iter().collect();
+    by_opening.sort_by_key(|i| (i.detected_at, i.id.clone()));
+    for incident in by_opening {
         match fault_of(incident, &truth.faults) {
             Some(fault) => {
                 if let Some(r) = per_fault.iter_mut().find(|r| r.id == fault.id) {
@@ -481,6 +510,27 @@ fn score(
         }
     }
     latencies.sort_by(f64::total_cmp);
+    // The first incident of each detected fault, and what its first analysis named.
+    let named: Vec<bool> = per_fault
+        .iter()
+        .filter_map(|r| r.incidents.first().map(|id| (r, id)))
+        .map(|(r, id)| {
+            seen.analysed
+                .get(id)
+                .and_then(|(_, named)| named.as_deref())
+                == Some(r.root_cause_service.as_str())
+        })
+        .collect();
+    let mut analysis_latency: Vec<f64> = seen
+        .detected
+        .iter()
+        .filter_map(|(id, (detected, _))| {
+            seen.analysed
+                .get(id)
+                .map(|(analysed, _)| (*analysed - *detected).max(0) as f64)
+        })
+        .collect();
+    analysis_latency.sort_by(f64::total_cmp);
     let days = (truth.end_ms - truth.start_ms) as f64 / 86_400_000.0;
     let mut listed: HashMap<&str, usize> = HashMap::new();
     for id in incidents.iter().flat_map(|i| &i.anomaly_ids) {
@@ -515,6 +565,13 @@ fn score(
         items_sent: sim.sent + sim.metrics_sent,
         items_acknowledged: sim.acknowledged + sim.metrics_acknowledged,
         latency_unsampled: unsampled,
+        rca_top1: if named.is_empty() {
+            0.0
+        } else {
+            named.iter().filter(|n| **n).count() as f64 / named.len() as f64
+        },
+        incident_to_analysis_p50_ms: percentile(&analysis_latency, 50.0),
+        incident_to_analysis_p99_ms: percentile(&analysis_latency, 99.0),
         kills: args.kills,
         anomalies_in_two_incidents: listed.values().filter(|n| **n > 1).count(),
         per_fault,

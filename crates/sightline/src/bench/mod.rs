@@ -8,6 +8,7 @@ mod incidents;
 mod ingest;
 mod nab;
 mod node;
+mod rca;
 mod sql;
 mod sql_crash;
 
@@ -35,6 +36,9 @@ pub enum BenchCommand {
     /// against its ground truth (incidents per fault, faults detected, false incidents,
     /// detection delay, ingest-to-incident latency).
     Incidents(incidents::IncidentsArgs),
+    /// Root-cause accuracy of the built-in analyst on the fault scenario: top-1, top-3
+    /// and analysis latency.
+    Rca(rca::RcaArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
@@ -45,6 +49,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::SqlCrash(args) => sql_crash::run(args).await,
         BenchCommand::Nab(args) => nab::run(args).await,
         BenchCommand::Incidents(args) => incidents::run(args).await,
+        BenchCommand::Rca(args) => rca::run(args).await,
     }
 }
 
