@@ -31,6 +31,7 @@ pub mod fingerprint;
 mod incident;
 pub mod input;
 mod metric;
+pub mod rule;
 pub mod schemas;
 mod secret;
 mod security;
@@ -47,6 +48,7 @@ pub use incident::{
 };
 pub use input::{IngestContext, MetricInput, SystemEventInput, WebhookInput};
 pub use metric::Metric;
+pub use rule::{AppliesTo, Throttle, TriggerRule, TriggerRuleSpec};
 pub use secret::{REDACTED, Secret};
 pub use security::{ActorKind, ApiKey, AuditEntry, Role, Scope, User};
 pub use topology::{ServiceNode, Topology};

@@ -15,8 +15,17 @@
 mod error;
 pub mod firing;
 
+// Trigger rules: the condition language and the rule engine.
+pub mod condition;
+pub mod runner;
+pub mod trigger;
+
 pub use error::RespondError;
 pub use firing::{Firing, Subject};
+
+// Trigger rules.
+pub use condition::Condition;
+pub use trigger::{CompiledRule, RuleSet, RuleSetState, Stats};
 
 /// Result type of the response crate.
 pub type Result<T, E = RespondError> = std::result::Result<T, E>;
