@@ -17,6 +17,8 @@
 //! topology (what detection and correlation produce) live behind the [`IncidentStore`]
 //! supertrait.
 //!
+//! Trigger rules live behind the [`RuleStore`] supertrait.
+//!
 //! Data enters through the [`sink`]: a consumer in group `store` that reads `system-events`
 //! and `metrics.raw` from the event log, writes each batch in one transaction and only then
 //! commits its log offsets. Writes are keyed upserts (`event_id` for events, the log
@@ -29,6 +31,7 @@ mod postgres;
 mod queries;
 mod query;
 mod rollups;
+mod rules;
 mod security;
 pub mod sink;
 mod sqlite;
@@ -45,6 +48,7 @@ pub use query::{
     MAX_PAGE, MetricPoint, MetricQuery, Page,
 };
 pub use rollups::{EventCountQuery, EventCountRow, MAX_ROLLUP_ROWS, RollupQuery, RollupRow};
+pub use rules::{DelegateRules, RuleStore};
 pub use security::{AuditQuery, DelegateSecurity, RefreshToken, SecurityStore, UserChange};
 pub use sqlite::SqliteStore;
 
@@ -88,7 +92,7 @@ pub struct WriteSummary {
 
 /// Persistent, queryable storage for everything sightline keeps.
 #[async_trait::async_trait]
-pub trait Store: SecurityStore + IncidentStore + Send + Sync + std::fmt::Debug {
+pub trait Store: SecurityStore + IncidentStore + RuleStore + Send + Sync + std::fmt::Debug {
     /// Writes events into `raw_events` and `processed_events` in one transaction; an
     /// `event_id` already stored is left as it is (the first durable version wins).
     async fn write_events(&self, batch: &[LoggedEvent]) -> Result<WriteSummary>;

@@ -25,10 +25,12 @@ use sqlx::Row as _;
 mod incidents;
 mod queries;
 mod rollups;
+mod rules;
 mod security;
 pub use incidents::*;
 pub use queries::*;
 pub use rollups::*;
+pub use rules::*;
 pub use security::*;
 
 /// A fresh store under test, with a side door to its tables for checks the trait cannot
@@ -163,6 +165,7 @@ macro_rules! conformance_tests {
                 correlations_are_idempotent_and_found_by_incident_and_signal,
                 silences_are_created_listed_and_expired,
                 topology_is_versioned,
+                trigger_rules_round_trip_list_update_and_delete,
             );
         }
     };
