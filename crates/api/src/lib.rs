@@ -132,6 +132,7 @@ pub fn routes(role: Role) -> Routes {
             .merge(routes::queries::routes())
             .merge(routes::incidents::routes())
             .merge(routes::silences::routes())
+            .merge(routes::rules::routes())
             .merge(routes::topology::routes());
     }
     api

@@ -13,6 +13,8 @@ pub mod metrics;
 pub mod ops;
 mod params;
 pub mod queries;
+// Trigger rules.
+pub mod rules;
 pub mod silences;
 pub mod topics;
 pub mod topology;
