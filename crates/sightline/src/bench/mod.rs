@@ -7,6 +7,7 @@ mod http;
 mod ingest;
 mod nab;
 mod node;
+mod rules;
 mod sql;
 mod sql_crash;
 
@@ -30,6 +31,9 @@ pub enum BenchCommand {
     SqlCrash(sql_crash::SqlCrashArgs),
     /// Anomaly-detection quality: the default detector on the NAB corpus, NAB-scored.
     Nab(nab::NabArgs),
+    /// Trigger-rule evaluation throughput: 1,000 active rules over a generated event
+    /// stream on one thread (rule-evaluations/s, conditions evaluated/s, firings/s).
+    Rules(rules::RulesArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
@@ -39,6 +43,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Sql(args) => sql::run(args).await,
         BenchCommand::SqlCrash(args) => sql_crash::run(args).await,
         BenchCommand::Nab(args) => nab::run(args).await,
+        BenchCommand::Rules(args) => rules::run(args).await,
     }
 }
 
