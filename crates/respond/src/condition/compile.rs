@@ -245,6 +245,12 @@ impl Compiler {
     }
 
     fn string(&self, acc: &Accessor, v: &Value, path: &str) -> Result<Box<str>, RespondError> {
+        if acc.norm() == Norm::Severity {
+            return Err(invalid(
+                path,
+                "string operators do not apply to a severity: use a value, a list or $gte",
+            ));
+        }
         match self.literal(acc, v, path)? {
             Lit::Str(s) => Ok(s),
             _ => Err(invalid(

@@ -274,6 +274,11 @@ fn malformed_rules_are_refused_with_the_path_to_the_fault() {
             "expected a string",
         ),
         (
+            json!({"severity": {"$endswith": "gh"}}),
+            "conditions.severity.$endswith",
+            "do not apply to a severity",
+        ),
+        (
             json!({"metadata.": 1}),
             "conditions.metadata.",
             "empty path segment",
