@@ -146,6 +146,7 @@ pub fn routes(role: Role) -> Routes {
             .merge(routes::analysis::routes())
             .merge(routes::silences::routes())
             .merge(routes::topology::routes())
+            .merge(routes::rules::routes())
             .merge(routes::stream::routes())
             // Playbooks, executions, autonomous response.
             .merge(routes::responses::routes())

@@ -33,6 +33,7 @@ mod incident;
 pub mod input;
 mod metric;
 pub mod playbook;
+pub mod rule;
 pub mod schemas;
 mod secret;
 mod security;
@@ -57,6 +58,7 @@ pub use playbook::{
     Action, Approval, Decision, DecisionKind, Execution, ExecutionStatus, RenderedAction,
     ResponseTemplate, RiskLevel, Step, StepKind, StepRun, StepStatus,
 };
+pub use rule::{AppliesTo, Throttle, TriggerRule, TriggerRuleSpec};
 pub use secret::{REDACTED, Secret};
 pub use security::{ActorKind, ApiKey, AuditEntry, Role, Scope, User};
 pub use topology::{ServiceNode, Topology};

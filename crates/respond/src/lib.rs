@@ -22,9 +22,18 @@ pub mod executor;
 pub mod playbook;
 pub mod safety;
 
+// Trigger rules: the condition language and the rule engine.
+pub mod condition;
+pub mod runner;
+pub mod trigger;
+
 pub use error::RespondError;
 pub use firing::{Firing, Subject};
 pub use playbook::{Actor, Engine, PlaybookConfig, RunRequest, run_playbooks};
+
+// Trigger rules.
+pub use condition::Condition;
+pub use trigger::{CompiledRule, RuleSet, RuleSetState, Stats};
 
 /// Result type of the response crate.
 pub type Result<T, E = RespondError> = std::result::Result<T, E>;

@@ -23,6 +23,8 @@
 //! Root-cause analyses and operators' feedback on them live behind the [`AnalysisStore`]
 //! supertrait.
 //!
+//! Trigger rules live behind the [`RuleStore`] supertrait.
+//!
 //! Data enters through the [`sink`]: a consumer in group `store` that reads `system-events`
 //! and `metrics.raw` from the event log, writes each batch in one transaction and only then
 //! commits its log offsets. Writes are keyed upserts (`event_id` for events, the log
@@ -37,6 +39,7 @@ mod queries;
 mod query;
 mod responses;
 mod rollups;
+mod rules;
 mod security;
 pub mod sink;
 mod sqlite;
@@ -59,6 +62,7 @@ pub use responses::{
     DecisionQuery, DelegateResponses, ExecutionQuery, MAX_RESPONSE_ROWS, ResponseStore,
 };
 pub use rollups::{EventCountQuery, EventCountRow, MAX_ROLLUP_ROWS, RollupQuery, RollupRow};
+pub use rules::{DelegateRules, RuleStore};
 pub use security::{AuditQuery, DelegateSecurity, RefreshToken, SecurityStore, UserChange};
 pub use sqlite::SqliteStore;
 
@@ -103,7 +107,7 @@ pub struct WriteSummary {
 /// Persistent, queryable storage for everything sightline keeps.
 #[async_trait::async_trait]
 pub trait Store:
-    SecurityStore + IncidentStore + ResponseStore + AnalysisStore + Send + Sync + std::fmt::Debug
+    SecurityStore + IncidentStore + ResponseStore + AnalysisStore + RuleStore + Send + Sync + std::fmt::Debug
 {
     /// Writes events into `raw_events` and `processed_events` in one transaction; an
     /// `event_id` already stored is left as it is (the first durable version wins).

@@ -421,6 +421,13 @@ crate::security::impl_security_store!(
     reader = |s| &s.pool
 );
 
+crate::rules::impl_rule_store!(
+    PgStore,
+    Postgres,
+    writer = |s| &s.pool,
+    reader = |s| &s.pool
+);
+
 crate::incidents::impl_incident_store!(
     PgStore,
     Postgres,

@@ -170,6 +170,13 @@ crate::security::impl_security_store!(
     reader = |s| &s.reader
 );
 
+crate::rules::impl_rule_store!(
+    SqliteStore,
+    Sqlite,
+    writer = |s| &s.writer,
+    reader = |s| &s.reader
+);
+
 crate::incidents::impl_incident_store!(
     SqliteStore,
     Sqlite,

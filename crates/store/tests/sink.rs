@@ -592,6 +592,12 @@ impl sightline_store::DelegateAnalyses for FlakyStore {
     }
 }
 
+impl sightline_store::DelegateRules for FlakyStore {
+    fn rules(&self) -> &dyn sightline_store::RuleStore {
+        &self.inner
+    }
+}
+
 #[async_trait::async_trait]
 impl Store for FlakyStore {
     async fn write_events(&self, batch: &[LoggedEvent]) -> sightline_store::Result<WriteSummary> {

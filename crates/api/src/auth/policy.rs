@@ -115,6 +115,13 @@ pub const POLICY: &[(&str, &str, Access)] = &[
     ("POST", "/api/v1/autonomous/execute", R(Role::Engineer)),
     ("GET", "/api/v1/autonomous/decisions", R(Role::Viewer)),
     ("POST", "/api/v1/autonomous/feedback", R(Role::Engineer)),
+    // Trigger rules: engineers write and backtest, viewers read.
+    ("GET", "/api/v1/rules/triggers", R(Role::Viewer)),
+    ("POST", "/api/v1/rules/triggers", R(Role::Engineer)),
+    ("GET", "/api/v1/rules/triggers/{id}", R(Role::Viewer)),
+    ("PUT", "/api/v1/rules/triggers/{id}", R(Role::Engineer)),
+    ("DELETE", "/api/v1/rules/triggers/{id}", R(Role::Engineer)),
+    ("POST", "/api/v1/rules/{id}/backtest", R(Role::Engineer)),
     // Administration.
     ("GET", "/api/v1/users", R(Role::Admin)),
     ("POST", "/api/v1/users", R(Role::Admin)),

@@ -17,6 +17,7 @@ pub mod ops;
 mod params;
 pub mod queries;
 pub mod responses;
+pub mod rules;
 pub mod silences;
 pub mod stream;
 pub mod topics;

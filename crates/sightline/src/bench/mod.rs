@@ -9,6 +9,7 @@ mod ingest;
 mod nab;
 mod node;
 mod rca;
+mod rules;
 mod sql;
 mod sql_crash;
 
@@ -39,6 +40,9 @@ pub enum BenchCommand {
     /// Root-cause accuracy of the built-in analyst on the fault scenario: top-1, top-3
     /// and analysis latency.
     Rca(rca::RcaArgs),
+    /// Trigger-rule evaluation throughput: 1,000 active rules over a generated event
+    /// stream on one thread (rule-evaluations/s, conditions evaluated/s, firings/s).
+    Rules(rules::RulesArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
@@ -50,6 +54,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Nab(args) => nab::run(args).await,
         BenchCommand::Incidents(args) => incidents::run(args).await,
         BenchCommand::Rca(args) => rca::run(args).await,
+        BenchCommand::Rules(args) => rules::run(args).await,
     }
 }
 

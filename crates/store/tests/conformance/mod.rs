@@ -27,12 +27,14 @@ mod incidents;
 mod queries;
 mod responses;
 mod rollups;
+mod rules;
 mod security;
 pub use analyses::*;
 pub use incidents::*;
 pub use queries::*;
 pub use responses::*;
 pub use rollups::*;
+pub use rules::*;
 pub use security::*;
 
 /// A fresh store under test, with a side door to its tables for checks the trait cannot
@@ -174,6 +176,7 @@ macro_rules! conformance_tests {
                 analyses_upsert_by_id_and_round_trip_exactly,
                 feedback_needs_an_analysis_and_is_found_by_incident_and_root_cause,
                 similar_incidents_share_a_service_or_fingerprint_and_came_before,
+                trigger_rules_round_trip_list_update_and_delete,
             );
         }
     };
