@@ -59,7 +59,8 @@ use sightline_store::Store;
 pub use error::ApiError;
 pub use node::{
     CacheConfig, CacheKind, CorrelateSection, DetectSection, EventLogConfig, LogKind, Node,
-    NodeConfig, NodeError, Role, StoreConfig, StoreKind, StreamConfig, TelemetryConfig, open_store,
+    NodeConfig, NodeError, RespondSection, Role, StoreConfig, StoreKind, StreamConfig,
+    TelemetryConfig, open_store,
 };
 pub use routes::Routes;
 pub use tls::TlsConfig;
@@ -80,8 +81,6 @@ pub struct ApiConfig {
     /// Live connections (SSE and WebSocket: `/api/v1/stream`, push queries) one node
     /// serves at once; one more is answered 503.
     pub max_live_connections: usize,
-    /// Playbook engine: executor allow-lists, safety policy, approvals.
-    pub playbooks: sightline_respond::PlaybookConfig,
 }
 
 impl Default for ApiConfig {
@@ -92,7 +91,6 @@ impl Default for ApiConfig {
             cors_allowed_origins: Vec::new(),
             tls: TlsConfig::default(),
             max_live_connections: 256,
-            playbooks: sightline_respond::PlaybookConfig::default(),
         }
     }
 }
@@ -121,6 +119,11 @@ pub struct AppState {
     pub live: live::LiveSlots,
     /// Becomes `true` when the node stops: long-lived responses (push queries) end.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// The node's playbook engine behind the autonomous-response service: the API's
+    /// approvals, dry-runs and decisions and the rule firings share its limits.
+    pub responses: Arc<sightline_respond::decision::Autonomous>,
+    /// Woken when trigger rules change, so this node's rules runner reloads at once.
+    pub rules_changed: Arc<tokio::sync::Notify>,
     /// The root-cause analyst (`POST /api/v1/analysis/generate` runs it in this process).
     pub analyst: sightline_analyst::Analyst,
 }
@@ -156,39 +159,9 @@ pub fn routes(role: Role) -> Routes {
     api
 }
 
-/// The response service [`router`] installs when not given one: a playbook engine over
-/// the node's store and log with [`ApiConfig::playbooks`], considering every stored
-/// template for autonomous decisions. (The node that also consumes rule firings should
-/// build one engine, hand it to `sightline_respond::run_playbooks`, and pass the same to
-/// [`router_with_responses`], so rate limits and run slots are shared.)
-pub fn default_responses(state: &AppState) -> Arc<sightline_respond::decision::Autonomous> {
-    let engine = sightline_respond::Engine::new(
-        state.store.clone(),
-        Some(state.log.clone()),
-        state.config.playbooks.clone(),
-        sightline_model::Clock::system(),
-    );
-    let candidates = Arc::new(sightline_respond::decision::AllTemplates::new(
-        state.store.clone(),
-    ));
-    Arc::new(sightline_respond::decision::Autonomous::new(
-        engine, candidates,
-    ))
-}
-
 /// The whole API of a node with `role`: its [`routes()`] behind the auth guard, with
 /// correlation ids, telemetry, timeouts, security headers and (when configured) CORS.
 pub fn router(state: AppState, role: Role) -> Result<Router, String> {
-    let responses = default_responses(&state);
-    router_with_responses(state, role, responses)
-}
-
-/// [`router`] with a given response service (engine, safety controller, decisions).
-pub fn router_with_responses(
-    state: AppState,
-    role: Role,
-    responses: Arc<sightline_respond::decision::Autonomous>,
-) -> Result<Router, String> {
     let timeout = std::time::Duration::from_secs(state.config.request_timeout_secs.max(1));
     let tls = state.config.tls.enabled();
     let cors = headers::cors(&state.config.cors_allowed_origins)?;
@@ -199,7 +172,9 @@ pub fn router_with_responses(
             auth::guard,
         ))
         .route_layer(axum::middleware::from_fn(telemetry::record))
-        .layer(axum::Extension(routes::responses::Responses(responses)))
+        .layer(axum::Extension(routes::responses::Responses(
+            state.responses.clone(),
+        )))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,

@@ -124,7 +124,7 @@ async fn put_json(app: &TestApp, path: &str, body: &Value) -> reqwest::Response 
 #[tokio::test]
 async fn templates_validate_precisely_and_changes_are_audited_before_and_after() {
     let receiver = Receiver::start().await;
-    let app = TestApp::spawn_with(|c| c.api.playbooks = playbooks(&receiver, 600)).await;
+    let app = TestApp::spawn_with(|c| c.respond.playbooks = playbooks(&receiver, 600)).await;
     let mut bad = template(&receiver);
     bad["steps"][0]["action"]["program"] = json!("printf");
     let res = app.post_json("/api/v1/rules/responses", &bad).await;
@@ -209,7 +209,7 @@ async fn templates_validate_precisely_and_changes_are_audited_before_and_after()
 #[tokio::test]
 async fn analysis_execution_approval_and_notification_end_to_end() {
     let receiver = Receiver::start().await;
-    let app = TestApp::spawn_with(|c| c.api.playbooks = playbooks(&receiver, 600)).await;
+    let app = TestApp::spawn_with(|c| c.respond.playbooks = playbooks(&receiver, 600)).await;
     assert_eq!(
         app.post_json("/api/v1/rules/responses", &template(&receiver))
             .await
@@ -371,7 +371,7 @@ async fn analysis_execution_approval_and_notification_end_to_end() {
 #[tokio::test]
 async fn expired_and_rejected_approvals() {
     let receiver = Receiver::start().await;
-    let app = TestApp::spawn_with(|c| c.api.playbooks = playbooks(&receiver, 1)).await;
+    let app = TestApp::spawn_with(|c| c.respond.playbooks = playbooks(&receiver, 1)).await;
     let gated = json!({"id": "gated", "name": "gated", "steps": [
         {"name": "a", "kind": "remediation", "approval_required": true, "action": {"type": "noop"}}]});
     assert_eq!(
@@ -422,7 +422,7 @@ async fn expired_and_rejected_approvals() {
     );
 
     // A second run, rejected in time (ttl 1 s: reject at once).
-    let app2 = TestApp::spawn_with(|c| c.api.playbooks = playbooks(&receiver, 600)).await;
+    let app2 = TestApp::spawn_with(|c| c.respond.playbooks = playbooks(&receiver, 600)).await;
     assert_eq!(
         app2.post_json("/api/v1/rules/responses", &gated)
             .await
@@ -506,4 +506,95 @@ async fn expired_and_rejected_approvals() {
     wait_execution(&app2, &id, "succeeded").await;
     app.shutdown().await;
     app2.shutdown().await;
+}
+
+/// The whole response path inside one node: an error event is ingested, the rules runner
+/// matches it against a trigger rule created through the API, the playbook engine runs
+/// the rule's playbook (a diagnostic command), pauses the remediation for approval, and
+/// after the approval through the API restarts and notifies — nothing called by hand.
+#[tokio::test]
+async fn an_ingested_event_fires_a_rule_whose_playbook_runs_after_approval() {
+    let receiver = Receiver::start().await;
+    let app = TestApp::spawn_with(|c| c.respond.playbooks = playbooks(&receiver, 600)).await;
+    let res = app
+        .post_json("/api/v1/rules/responses", &template(&receiver))
+        .await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let res = app
+        .post_json(
+            "/api/v1/rules/triggers",
+            &json!({
+                "name": "checkout payment errors",
+                "applies_to": "events",
+                "conditions": {"event_type": "ERROR", "service_name": "checkout",
+                               "details": {"$contains": "payment"}},
+                "response_template_id": "restart-checkout",
+            }),
+        )
+        .await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let rule: Value = res.json().await.unwrap();
+
+    // Not matching (other service), then matching.
+    for (id, service) in [("evt-other", "search"), ("evt-pay", "checkout")] {
+        let res = app
+            .post_json(
+                "/api/v1/events",
+                &json!({"event_id": id, "service_name": service, "event_type": "ERROR",
+                        "severity": "high", "timestamp": now_ms(),
+                        "details": "payment gateway timeout; $(reboot)"}),
+            )
+            .await;
+        assert_eq!(res.status(), 202);
+    }
+
+    let mut execution = Value::Null;
+    for _ in 0..1500 {
+        let list: Value = app
+            .get(&format!(
+                "/api/v1/executions?rule_id={}",
+                rule["id"].as_str().unwrap()
+            ))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if let Some(first) = list["items"].as_array().and_then(|items| items.first()) {
+            execution = first.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let id = execution["id"]
+        .as_str()
+        .expect("the rule fired a playbook")
+        .to_owned();
+    let paused = wait_execution(&app, &id, "awaiting_approval").await;
+    assert_eq!(paused["steps"][0]["status"], "succeeded");
+    assert!(
+        paused["steps"][0]["output"]
+            .as_str()
+            .unwrap()
+            .contains("[payment gateway timeout; $(reboot)]"),
+        "the event text is one argv element: {paused}"
+    );
+    let token = token_from(
+        receiver.wait_for("/approvals").await["text"]
+            .as_str()
+            .unwrap(),
+    );
+    let res = app
+        .post_json(
+            &format!("/api/v1/executions/{id}/approve"),
+            &json!({"token": token}),
+        )
+        .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    wait_execution(&app, &id, "succeeded").await;
+    assert_eq!(receiver.wait_for("/restart").await["service"], "checkout");
+    receiver.wait_for("/chat").await;
+    // Exactly one run: the other service's event did not match.
+    let all: Value = app.get("/api/v1/executions").await.json().await.unwrap();
+    assert_eq!(all["items"].as_array().unwrap().len(), 1, "{all}");
+    app.shutdown().await;
 }

@@ -264,9 +264,14 @@ async fn a_firing_runs_diagnostics_waits_for_approval_then_remediates_and_notifi
     f.store.create_template(&t).await.unwrap();
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let runner = tokio::spawn(run_playbooks(f.engine.clone(), rx, async move {
-        let _ = stop_rx.await;
-    }));
+    let engine = f.engine.clone();
+    let runner = tokio::spawn(async move {
+        let mut rx = rx;
+        run_playbooks(engine, &mut rx, async move {
+            let _ = stop_rx.await;
+        })
+        .await
+    });
     tx.send(firing("f-1", "restart", "payment timeout"))
         .await
         .unwrap();
@@ -688,7 +693,11 @@ async fn trigger_to_first_step_latency() {
         .await
         .unwrap();
     let (tx, rx) = tokio::sync::mpsc::channel(64);
-    let runner = tokio::spawn(run_playbooks(f.engine.clone(), rx, std::future::pending()));
+    let engine = f.engine.clone();
+    let runner = tokio::spawn(async move {
+        let mut rx = rx;
+        run_playbooks(engine, &mut rx, std::future::pending()).await
+    });
     const N: usize = 2000;
     for i in 0..N {
         tx.send(firing(&format!("f-{i}"), "noop", "x"))

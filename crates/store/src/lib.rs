@@ -107,7 +107,14 @@ pub struct WriteSummary {
 /// Persistent, queryable storage for everything sightline keeps.
 #[async_trait::async_trait]
 pub trait Store:
-    SecurityStore + IncidentStore + ResponseStore + AnalysisStore + RuleStore + Send + Sync + std::fmt::Debug
+    SecurityStore
+    + IncidentStore
+    + ResponseStore
+    + AnalysisStore
+    + RuleStore
+    + Send
+    + Sync
+    + std::fmt::Debug
 {
     /// Writes events into `raw_events` and `processed_events` in one transaction; an
     /// `event_id` already stored is left as it is (the first durable version wins).

@@ -47,6 +47,9 @@ pub struct NodeConfig {
     pub correlate: CorrelateSection,
     /// Root-cause analysis of incidents, run by processing nodes.
     pub analyst: sightline_analyst::AnalystConfig,
+    /// Trigger rules and playbooks: the rules runner on processing nodes, the playbook
+    /// engine on every node (the API approves and dry-runs through it).
+    pub respond: RespondSection,
     /// Log output.
     pub telemetry: TelemetryConfig,
 }
@@ -303,6 +306,30 @@ impl CorrelateSection {
     }
 }
 
+/// `[respond]`: what happens when a trigger rule fires.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RespondSection {
+    /// Run the rules runner (`system-events`, `anomalies`, `incidents.*` → firings →
+    /// playbooks) on nodes with role all or process.
+    pub enabled: bool,
+    /// Firings waiting for the playbook engine; when full, the rules runner waits
+    /// (backpressure) rather than drop one.
+    pub firing_queue: usize,
+    /// The playbook engine: executor allow-lists, safety policy, approvals.
+    pub playbooks: sightline_respond::PlaybookConfig,
+}
+
+impl Default for RespondSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            firing_queue: 1024,
+            playbooks: sightline_respond::PlaybookConfig::default(),
+        }
+    }
+}
+
 /// Logging settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -330,6 +357,7 @@ impl Default for NodeConfig {
             detect: DetectSection::default(),
             correlate: CorrelateSection::default(),
             analyst: sightline_analyst::AnalystConfig::default(),
+            respond: RespondSection::default(),
             telemetry: TelemetryConfig::default(),
         }
     }

@@ -36,7 +36,7 @@ use tokio::task::JoinHandle;
 
 pub use config::{
     CacheConfig, CacheKind, CorrelateSection, DetectSection, EventLogConfig, LogKind, NodeConfig,
-    Role, StoreConfig, StoreKind, StreamConfig, TelemetryConfig,
+    RespondSection, Role, StoreConfig, StoreKind, StreamConfig, TelemetryConfig,
 };
 
 use sightline_auth::Auth;
@@ -146,6 +146,23 @@ impl Node {
         )
         .map_err(|e| NodeError::Config(format!("analyst: {e}")))?;
         let queries_changed = Arc::new(tokio::sync::Notify::new());
+        // One playbook engine per process: rule firings, API approvals, dry-runs and
+        // autonomous decisions share its rate limits and run slots. Candidate playbooks
+        // for a decision are every stored template (the safety controller and the risk
+        // policy then decide).
+        let engine = sightline_respond::Engine::new(
+            store.clone(),
+            Some(log.clone()),
+            config.respond.playbooks.clone(),
+            Clock::system(),
+        );
+        let responses = Arc::new(sightline_respond::decision::Autonomous::new(
+            engine.clone(),
+            Arc::new(sightline_respond::decision::AllTemplates::new(
+                store.clone(),
+            )),
+        ));
+        let rules_changed = Arc::new(tokio::sync::Notify::new());
         if config.role.processes() {
             let (feed_log, feed_cache, feed_codec, stopped) =
                 (log.clone(), cache.clone(), codec.clone(), stop.subscribe());
@@ -262,6 +279,50 @@ impl Node {
                     })
                 })?);
             }
+            if config.respond.enabled {
+                // Rules fire into a bounded queue; the playbook engine drains it. A full
+                // queue makes the rules runner wait (and its offsets with it).
+                let (firings, queued) =
+                    tokio::sync::mpsc::channel(config.respond.firing_queue.max(1));
+                let runner = sightline_respond::runner::RulesRunner {
+                    log: log.clone(),
+                    store: store.clone(),
+                    checkpoints: checkpoint_store(&config)?,
+                    clock: Clock::system(),
+                    reload: Some(rules_changed.clone()),
+                    config: sightline_respond::runner::RulesRunnerConfig {
+                        codec: Some(codec.clone()),
+                        checkpoint_interval: std::time::Duration::from_millis(
+                            config.stream.checkpoint_interval_ms,
+                        ),
+                        ..Default::default()
+                    },
+                };
+                let stopped = stop.subscribe();
+                threads.push(on_own_thread("sightline-rules", move || {
+                    supervised("rules runner".into(), stopped, move |until_stopped| {
+                        sightline_respond::runner::run_rules(
+                            runner.clone(),
+                            firings.clone(),
+                            until_stopped,
+                        )
+                    })
+                })?);
+                let queued = Arc::new(tokio::sync::Mutex::new(queued));
+                let engine = engine.clone();
+                tasks.push(tokio::spawn(supervised(
+                    "playbook engine".into(),
+                    stop.subscribe(),
+                    move |until_stopped| {
+                        let (engine, queued) = (engine.clone(), queued.clone());
+                        async move {
+                            let mut queued = queued.lock().await;
+                            sightline_respond::run_playbooks(engine, &mut queued, until_stopped)
+                                .await
+                        }
+                    },
+                )));
+            }
             let sink_config = sink::SinkConfig {
                 batch_size: config.store.batch_size,
                 codec: Some(codec.clone()),
@@ -323,6 +384,8 @@ impl Node {
             queries_changed,
             live: crate::live::LiveSlots::new(config.api.max_live_connections),
             stopping: stop.subscribe(),
+            responses,
+            rules_changed,
             analyst,
         };
         let app = router(state, config.role).map_err(NodeError::Config)?;

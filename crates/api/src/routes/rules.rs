@@ -105,6 +105,8 @@ async fn create(
         now,
     );
     state.store.create_rule(&rule).await?;
+    // This node's rules runner reloads now; others at their next poll.
+    state.rules_changed.notify_one();
     state
         .auth
         .record(
@@ -143,6 +145,8 @@ async fn replace(
     let now = now_ms().max(current.updated_at + 1);
     let rule = TriggerRule::from_spec(spec, id, current.created_by, current.created_at, now);
     let before = state.store.update_rule(&rule).await?;
+    // This node's rules runner reloads now; others at their next poll.
+    state.rules_changed.notify_one();
     state
         .auth
         .record(
@@ -163,6 +167,8 @@ async fn delete(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let before = state.store.delete_rule(&id).await?;
+    // This node's rules runner reloads now; others at their next poll.
+    state.rules_changed.notify_one();
     state
         .auth
         .record(

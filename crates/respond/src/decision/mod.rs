@@ -297,7 +297,8 @@ impl Autonomous {
             created_at: now,
         };
         store.insert_decision(&decision).await?;
-        metrics::counter!("respond_decisions_total", "decision" => kind.as_str()).increment(1);
+        metrics::counter!("sightline_respond_decisions_total", "decision" => kind.as_str())
+            .increment(1);
         self.audit(
             actor,
             "autonomous.decision",

@@ -113,7 +113,7 @@ impl Executors {
         limit: Duration,
         correlation_id: &str,
     ) -> Result<String, StepFailure> {
-        metrics::counter!("respond_actions_total", "kind" => kind(action)).increment(1);
+        metrics::counter!("sightline_respond_actions_total", "kind" => kind(action)).increment(1);
         // Each executor enforces `limit` itself (a command must get to kill its process
         // group); this outer bound is only a safety net and must not pre-empt them.
         let net = limit.saturating_add(Duration::from_secs(2));
@@ -126,7 +126,8 @@ impl Executors {
                 ))
             });
         if result.is_err() {
-            metrics::counter!("respond_actions_failed_total", "kind" => kind(action)).increment(1);
+            metrics::counter!("sightline_respond_actions_failed_total", "kind" => kind(action))
+                .increment(1);
         }
         result
     }

@@ -310,7 +310,7 @@ impl Engine {
             self.runs.clone().acquire_owned().await.ok()
         };
         if !self.store.insert_execution(&execution).await? {
-            metrics::counter!("respond_firings_duplicate_total").increment(1);
+            metrics::counter!("sightline_respond_firings_duplicate_total").increment(1);
             tracing::debug!(firing = ?execution.firing_id, "firing already ran; skipped");
             return Ok(None);
         }
@@ -333,7 +333,7 @@ impl Engine {
                     }
                 }
                 Err(refusal) => {
-                    metrics::counter!("respond_runs_refused_total").increment(1);
+                    metrics::counter!("sightline_respond_runs_refused_total").increment(1);
                     execution.status = ExecutionStatus::Rejected;
                     execution.reason = Some(format!("safety controller: {refusal}"));
                     for step in &mut execution.steps {
@@ -345,7 +345,7 @@ impl Engine {
                 self.save(&mut execution).await?;
             }
         }
-        metrics::counter!("respond_runs_started_total", "status" => execution.status.as_str())
+        metrics::counter!("sightline_respond_runs_started_total", "status" => execution.status.as_str())
             .increment(1);
         let action = match execution.status {
             ExecutionStatus::DryRun => "execution.dry_run",
@@ -457,7 +457,8 @@ impl Engine {
         }
         execution.status = ExecutionStatus::Succeeded;
         self.save(&mut execution).await?;
-        metrics::counter!("respond_runs_finished_total", "status" => "succeeded").increment(1);
+        metrics::counter!("sightline_respond_runs_finished_total", "status" => "succeeded")
+            .increment(1);
         self.audit(
             &Actor::system(),
             "execution.succeeded",
@@ -469,7 +470,8 @@ impl Engine {
     }
 
     fn record_latency(&self, latency: Duration) {
-        metrics::histogram!("respond_trigger_to_first_step_seconds").record(latency.as_secs_f64());
+        metrics::histogram!("sightline_respond_trigger_to_first_step_seconds")
+            .record(latency.as_secs_f64());
         if let Ok(mut samples) = self.latencies.lock() {
             if samples.len() == LATENCY_SAMPLES {
                 samples.pop_front();
@@ -568,7 +570,8 @@ impl Engine {
             execution.steps[i].name
         ));
         self.save(&mut execution).await?;
-        metrics::counter!("respond_runs_finished_total", "status" => "failed").increment(1);
+        metrics::counter!("sightline_respond_runs_finished_total", "status" => "failed")
+            .increment(1);
         self.audit(
             &Actor::system(),
             "execution.failed",
@@ -786,10 +789,11 @@ impl Engine {
 /// Consumes firings until `shutdown` resolves or the channel closes: each firing naming a
 /// response template starts a run (at most once per firing id) under the safety
 /// controller. Runs left unfinished by a previous process are marked failed first
-/// ([`Engine::recover`]).
+/// ([`Engine::recover`]). The receiver is borrowed so a supervisor can restart the loop
+/// on the same channel after an error.
 pub async fn run_playbooks(
     engine: Arc<Engine>,
-    mut firings: tokio::sync::mpsc::Receiver<Firing>,
+    firings: &mut tokio::sync::mpsc::Receiver<Firing>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<()> {
     let recovered = engine.recover().await?;
@@ -806,20 +810,20 @@ pub async fn run_playbooks(
             },
         };
         let received = Instant::now();
-        metrics::counter!("respond_firings_received_total").increment(1);
+        metrics::counter!("sightline_respond_firings_received_total").increment(1);
         let Some(template_id) = firing.response_template_id.as_deref() else {
             continue;
         };
         let template = match engine.store.get_template(template_id).await {
             Ok(Some(t)) => t,
             Ok(None) => {
-                metrics::counter!("respond_firings_rejected_total").increment(1);
+                metrics::counter!("sightline_respond_firings_rejected_total").increment(1);
                 tracing::warn!(rule = %firing.rule_id, template_id, "rule names an unknown playbook");
                 continue;
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot read playbook; firing dropped");
-                metrics::counter!("respond_firings_rejected_total").increment(1);
+                metrics::counter!("sightline_respond_firings_rejected_total").increment(1);
                 continue;
             }
         };
@@ -827,7 +831,7 @@ pub async fn run_playbooks(
             RunRequest::for_firing(&firing, template, engine.config.rollback_on_failure);
         request.received = Some(received);
         if let Err(e) = engine.start(request).await {
-            metrics::counter!("respond_firings_rejected_total").increment(1);
+            metrics::counter!("sightline_respond_firings_rejected_total").increment(1);
             tracing::error!(firing = %firing.id, error = %e, "cannot start playbook run");
         }
     }
