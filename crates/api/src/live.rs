@@ -6,7 +6,7 @@
 //! follow the log the same way, so they share this module:
 //!
 //! - each connection tails its topics from their current end under a group of its own
-//!   ([`tail`]), so a slow client only falls behind in the log, never holds records in
+//!   (`tail`), so a slow client only falls behind in the log, never holds records in
 //!   this process, and never slows another client or the pipeline;
 //! - connections are capped per node ([`LiveSlots`], `api.max_live_connections`): one
 //!   more is answered `503` with `Retry-After` and counted, before anything is opened;
