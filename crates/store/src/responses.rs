@@ -197,6 +197,26 @@ impl<T: DelegateResponses> ResponseStore for T {
 pub(crate) const APPROVAL_COLUMNS: &str = "id, execution_id, step_index, token_hash, \
      created_at, expires_at, used_at, decision, decided_by";
 
+/// `SELECT id, document FROM <table> WHERE id = $1` on an executor, decoded: the one read
+/// every document table (templates, executions, decisions) shares. Evaluates to
+/// `Result<Option<T>>`.
+macro_rules! document_by_id {
+    ($db:ty, $executor:expr, $table:literal, $id:expr) => {
+        sqlx::query::<$db>(concat!(
+            "SELECT id, document FROM ",
+            $table,
+            " WHERE id = $1"
+        ))
+        .bind($id)
+        .fetch_optional($executor)
+        .await?
+        .as_ref()
+        .map(|row| $crate::responses::from_document(row, $table))
+        .transpose()
+    };
+}
+pub(crate) use document_by_id;
+
 /// A model value as its `document` column.
 pub(crate) fn document<T: Serialize>(value: &T, what: &str) -> Result<String> {
     serde_json::to_string(value)
@@ -285,13 +305,7 @@ macro_rules! impl_response_store {
                 id: &str,
             ) -> $crate::Result<Option<sightline_model::ResponseTemplate>> {
                 let $r = self;
-                sqlx::query::<$db>("SELECT id, document FROM response_templates WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional($reader)
-                    .await?
-                    .as_ref()
-                    .map(|row| $crate::responses::from_document(row, "response_templates"))
-                    .transpose()
+                $crate::responses::document_by_id!($db, $reader, "response_templates", id)
             }
 
             async fn list_templates(
@@ -314,19 +328,18 @@ macro_rules! impl_response_store {
                 let doc = $crate::responses::document(template, "template")?;
                 let $w = self;
                 let mut tx = ($writer).begin().await?;
-                let before =
-                    sqlx::query::<$db>("SELECT id, document FROM response_templates WHERE id = $1")
-                        .bind(&template.id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
+                let before: Option<sightline_model::ResponseTemplate> = $crate::responses::document_by_id!(
+                    $db,
+                    &mut *tx,
+                    "response_templates",
+                    &template.id
+                )?;
                 let Some(before) = before else {
                     return Err($crate::StoreError::NotFound(format!(
                         "response template '{}'",
                         template.id
                     )));
                 };
-                let before: sightline_model::ResponseTemplate =
-                    $crate::responses::from_document(&before, "response_templates")?;
                 sqlx::query::<$db>(
                     "UPDATE response_templates SET name = $2, document = $3, \
                      updated_at = $4 WHERE id = $1",
@@ -421,13 +434,7 @@ macro_rules! impl_response_store {
                 id: &str,
             ) -> $crate::Result<Option<sightline_model::Execution>> {
                 let $r = self;
-                sqlx::query::<$db>("SELECT id, document FROM rule_executions WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional($reader)
-                    .await?
-                    .as_ref()
-                    .map(|row| $crate::responses::from_document(row, "rule_executions"))
-                    .transpose()
+                $crate::responses::document_by_id!($db, $reader, "rule_executions", id)
             }
 
             async fn query_executions(
@@ -583,13 +590,7 @@ macro_rules! impl_response_store {
                 id: &str,
             ) -> $crate::Result<Option<sightline_model::Decision>> {
                 let $r = self;
-                sqlx::query::<$db>("SELECT id, document FROM decision_log WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional($reader)
-                    .await?
-                    .as_ref()
-                    .map(|row| $crate::responses::from_document(row, "decision_log"))
-                    .transpose()
+                $crate::responses::document_by_id!($db, $reader, "decision_log", id)
             }
 
             async fn query_decisions(
@@ -639,15 +640,11 @@ macro_rules! impl_response_store {
                 use $crate::rollups::clean;
                 let $w = self;
                 let mut tx = ($writer).begin().await?;
-                let row = sqlx::query::<$db>("SELECT id, document FROM decision_log WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let Some(row) = row else {
+                let decision: Option<sightline_model::Decision> =
+                    $crate::responses::document_by_id!($db, &mut *tx, "decision_log", id)?;
+                let Some(mut decision) = decision else {
                     return Err($crate::StoreError::NotFound(format!("decision '{id}'")));
                 };
-                let mut decision: sightline_model::Decision =
-                    $crate::responses::from_document(&row, "decision_log")?;
                 decision.feedback = Some(feedback.clone());
                 let doc = $crate::responses::document(&decision, "decision")?;
                 sqlx::query::<$db>("UPDATE decision_log SET document = $2 WHERE id = $1")
