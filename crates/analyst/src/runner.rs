@@ -31,10 +31,11 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use sightline_cache::Cache;
 use sightline_log::{Delivered, EventLog, Record};
+use sightline_model::clock::now_ms;
 use sightline_model::{Analysis, Incident, IncidentStatus, Severity, topics};
 use sightline_store::Store;
 use sightline_stream::SourcePositions;
@@ -164,13 +165,6 @@ impl Memory {
             }
         }
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// The runner's collaborators.

@@ -14,6 +14,7 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use sightline_auth::{Actor, Principal};
 use sightline_log::Record;
+use sightline_model::clock::now_ms;
 use sightline_model::{Analysis, Feedback, FeedbackVerdict, ValidationError, topics};
 
 use crate::auth::ClientIp;
@@ -33,10 +34,6 @@ pub fn routes() -> super::Routes {
         .post("/api/v1/analysis/generate", generate)
         .post("/api/analysis/generate", generate)
         .post("/api/v1/analysis/{analysis_id}/feedback", feedback)
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 fn invalid(field: &str, reason: impl Into<String>) -> ApiError {

@@ -20,10 +20,11 @@ use sightline_respond::decision::{AnalysisContext, ExecutionOptions, SubjectRef}
 use sightline_store::DecisionQuery;
 
 use super::params::{self, reject_unknown};
-use super::responses::{Responses, now_ms, respond_error, run_actor};
+use super::responses::{Responses, respond_error, run_actor};
 use crate::auth::ClientIp;
 use crate::body::{SmallBody, parse_json};
 use crate::{ApiError, AppState};
+use sightline_model::clock::now_ms;
 
 /// The autonomous routes.
 pub fn routes() -> super::Routes {

@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use sightline_auth::{Actor, AuthError, Principal};
+use sightline_model::clock::now_ms;
 use sightline_model::{IngestContext, ResponseTemplate, SourceType, ValidationError, decode};
 use sightline_respond::decision::{Autonomous, SubjectRef, load_subject};
 use sightline_respond::playbook::Actor as RunActor;
@@ -37,10 +38,6 @@ pub fn routes() -> super::Routes {
         .put("/api/v1/rules/responses/{id}", replace)
         .delete("/api/v1/rules/responses/{id}", remove)
         .post("/api/v1/rules/responses/{id}/dry-run", dry_run)
-}
-
-pub(crate) fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// The engine's view of the API caller.

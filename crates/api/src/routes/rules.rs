@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use sightline_auth::{Actor, Principal};
+use sightline_model::clock::now_ms;
 use sightline_model::{AppliesTo, TriggerRule, TriggerRuleSpec, ValidationError};
 use sightline_respond::{CompiledRule, RespondError, Subject, trigger};
 use sightline_store::{AnomalyQuery, EventQuery, IncidentQuery, MAX_PAGE};
@@ -39,10 +40,6 @@ pub fn routes() -> super::Routes {
         .put("/api/v1/rules/triggers/{id}", replace)
         .delete("/api/v1/rules/triggers/{id}", delete)
         .post("/api/v1/rules/{id}/backtest", backtest)
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// Validates and compiles a submitted rule; faults are 422 with the field path.
