@@ -73,6 +73,13 @@ if ! kafka_up; then
 fi
 kafka_up || { echo "the Kafka-protocol broker is not reachable on 127.0.0.1:19092" >&2; exit 1; }
 
+step "headless browser: Chromium and ChromeDriver (the dashboard's browser tests)"
+if ! command -v chromedriver >/dev/null 2>&1 || ! [ -x /usr/bin/chromium ]; then
+  echo "installing Debian's chromium and chromium-driver…"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+chromedriver --version
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

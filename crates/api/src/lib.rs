@@ -26,6 +26,7 @@
 //! | `GET/POST /api/v1/silences`, `DELETE /api/v1/silences/{id}` | silences (maintenance windows) |
 //! | `GET/PUT /api/v1/topology` | the service dependency graph |
 //! | `GET /health`, `/ready`, `/metrics` | liveness, readiness, Prometheus |
+//! | `GET /`, `GET /ui/{*path}` | the web dashboard (query nodes) |
 //! | `POST /api/v1/auth/{login,refresh,logout,bootstrap,password}`, `GET /api/v1/auth/me` | sessions |
 //! | `GET/POST /api/v1/users`, `PATCH /api/v1/users/{username}` | users (admin) |
 //! | `GET/POST /api/v1/keys`, `DELETE /api/v1/keys/{id}` | API keys (admin) |
@@ -154,7 +155,8 @@ pub fn routes(role: Role) -> Routes {
             // Playbooks, executions, autonomous response.
             .merge(routes::responses::routes())
             .merge(routes::executions::routes())
-            .merge(routes::autonomous::routes());
+            .merge(routes::autonomous::routes())
+            .merge(routes::dashboard::routes());
     }
     api
 }

@@ -139,7 +139,11 @@ pub(crate) fn respond(
     push: Push,
 ) -> Response {
     match ws {
-        Ok(ws) => ws.on_upgrade(move |socket| push_ws(socket, push)),
+        // Browsers offer `sightline` next to the token subprotocol (see the auth guard);
+        // answering with it completes their handshake.
+        Ok(ws) => ws
+            .protocols(["sightline"])
+            .on_upgrade(move |socket| push_ws(socket, push)),
         Err(_) => {
             let stream = futures::stream::unfold(
                 (push, Vec::<(&'static str, String)>::new()),

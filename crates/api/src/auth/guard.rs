@@ -1,6 +1,8 @@
 //! The guard: identifies the caller (`Authorization: Bearer <jwt | API key>` or
 //! `X-API-Key`), looks the matched route up in the policy table and lets the request through
-//! only if the caller may use it. It runs before any handler or body extractor, so a refused
+//! only if the caller may use it. Browsers cannot set headers on a WebSocket, so a WebSocket
+//! upgrade may carry its bearer token as the subprotocol `sightline.bearer.<token>` instead
+//! (the live routes then answer with the subprotocol `sightline`). It runs before any handler or body extractor, so a refused
 //! request costs no parsing and runs no handler code.
 
 use std::net::{IpAddr, SocketAddr};
@@ -44,7 +46,12 @@ pub(crate) async fn guard(State(state): State<AppState>, mut req: Request, next:
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
-        (text(header::AUTHORIZATION.as_str()), text("x-api-key"))
+        let authorization = text(header::AUTHORIZATION.as_str()).or_else(|| {
+            text(header::SEC_WEBSOCKET_PROTOCOL.as_str())
+                .as_deref()
+                .and_then(websocket_bearer)
+        });
+        (authorization, text("x-api-key"))
     };
     let authenticated = state
         .auth
@@ -62,4 +69,31 @@ pub(crate) async fn guard(State(state): State<AppState>, mut req: Request, next:
     req.extensions_mut().insert(principal);
     req.extensions_mut().insert(ClientIp(ip));
     next.run(req).await
+}
+
+/// The subprotocol prefix that carries a bearer token on a WebSocket upgrade.
+const WEBSOCKET_BEARER: &str = "sightline.bearer.";
+
+/// `Bearer <token>` from a `Sec-WebSocket-Protocol` list holding `sightline.bearer.<token>`.
+fn websocket_bearer(protocols: &str) -> Option<String> {
+    protocols
+        .split(',')
+        .find_map(|p| p.trim().strip_prefix(WEBSOCKET_BEARER))
+        .filter(|token| !token.is_empty())
+        .map(|token| format!("Bearer {token}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::websocket_bearer;
+
+    #[test]
+    fn a_websocket_subprotocol_carries_the_bearer_token() {
+        assert_eq!(
+            websocket_bearer("sightline, sightline.bearer.eyJ.a-b_c").as_deref(),
+            Some("Bearer eyJ.a-b_c")
+        );
+        assert_eq!(websocket_bearer("sightline"), None);
+        assert_eq!(websocket_bearer("sightline.bearer."), None);
+    }
 }

@@ -26,6 +26,9 @@ pub const POLICY: &[(&str, &str, Access)] = &[
     ("GET", "/health", Public),
     ("GET", "/ready", Public),
     ("GET", "/metrics", Public),
+    // The dashboard's files hold no data; its API calls carry the user's token.
+    ("GET", "/", Public),
+    ("GET", "/ui/{*path}", Public),
     // Sessions.
     ("POST", "/api/v1/auth/login", Public),
     ("POST", "/api/v1/auth/refresh", Public),

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod analysis;
 pub mod auth;
 pub mod autonomous;
+pub mod dashboard;
 pub mod events;
 pub mod executions;
 pub mod incidents;
