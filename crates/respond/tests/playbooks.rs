@@ -203,13 +203,17 @@ fn config(receiver: Option<&Receiver>, allowed: &[&str]) -> PlaybookConfig {
 }
 
 async fn fixture(config: PlaybookConfig) -> Fixture {
+    fixture_at(config, Clock::system()).await
+}
+
+async fn fixture_at(config: PlaybookConfig, clock: Clock) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(
         SqliteStore::open(&dir.path().join("store.db"))
             .await
             .unwrap(),
     );
-    let engine = Engine::new(store.clone(), None, config, Clock::system());
+    let engine = Engine::new(store.clone(), None, config, clock);
     Fixture {
         store,
         engine,
@@ -652,6 +656,72 @@ async fn risky_automatic_runs_wait_for_approval_and_frozen_ones_are_refused() {
             .unwrap()
             .contains("approval required")
     );
+}
+
+#[tokio::test]
+async fn unanswered_approvals_expire_and_end_their_runs() {
+    let clock = Clock::manual(1_700_000_000_000);
+    let mut cfg = config(None, &[]);
+    cfg.approval_ttl_secs = 600;
+    cfg.approval_sweep_secs = 1;
+    let f = fixture_at(cfg, clock.clone()).await;
+    let gated = json!([{"name": "fix", "kind": "remediation", "approval_required": true,
+                        "action": {"type": "noop"}}]);
+    let t = template("gated", gated);
+    let start = |firing_id: &'static str| {
+        RunRequest::for_firing(&firing(firing_id, "gated", "x"), t.clone(), true)
+    };
+    let old = f.engine.start(start("f-old")).await.unwrap().unwrap();
+    wait_status(&f.store, &old.id, ExecutionStatus::AwaitingApproval).await;
+    clock.advance(400_000);
+    let young = f.engine.start(start("f-young")).await.unwrap().unwrap();
+    wait_status(&f.store, &young.id, ExecutionStatus::AwaitingApproval).await;
+
+    // Nothing has expired yet.
+    assert_eq!(f.engine.expire_approvals().await.unwrap(), 0);
+    // The first request is 11 minutes old, the second 4: only the first ends.
+    clock.advance(260_000);
+    assert_eq!(f.engine.expire_approvals().await.unwrap(), 1);
+    let ended = f.store.get_execution(&old.id).await.unwrap().unwrap();
+    assert_eq!(ended.status, ExecutionStatus::Rejected);
+    assert_eq!(ended.reason.as_deref(), Some("approval expired"));
+    assert_eq!(ended.steps[0].status, StepStatus::Skipped);
+    let waiting = f.store.get_execution(&young.id).await.unwrap().unwrap();
+    assert_eq!(waiting.status, ExecutionStatus::AwaitingApproval);
+    assert_eq!(f.engine.expire_approvals().await.unwrap(), 0, "ended once");
+    let audit = f
+        .store
+        .query_audit(&sightline_store::AuditQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        audit
+            .items
+            .iter()
+            .any(|a| a.action == "execution.approval_expired"
+                && a.target.as_deref() == Some(old.id.as_str())),
+        "{audit:#?}"
+    );
+
+    // The engine's own loop sweeps too: the second request expires while it runs.
+    clock.advance(600_000);
+    let (_tx, rx) = tokio::sync::mpsc::channel(1);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let engine = f.engine.clone();
+    let runner = tokio::spawn(async move {
+        let mut rx = rx;
+        run_playbooks(engine, &mut rx, async move {
+            let _ = stop_rx.await;
+        })
+        .await
+    });
+    let swept = wait_status(&f.store, &young.id, ExecutionStatus::Rejected).await;
+    assert_eq!(swept.reason.as_deref(), Some("approval expired"));
+    let _ = stop_tx.send(());
+    runner.await.unwrap().unwrap();
 }
 
 #[tokio::test]

@@ -83,6 +83,19 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether trying the same operation again later may succeed: the database, the log or
+    /// the file system failed, rather than the request or the data being wrong.
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(_)
+                | StoreError::Log(_)
+                | StoreError::Io { .. }
+                | StoreError::Decode(_)
+        )
+    }
+
     /// A [`StoreError::Corrupt`] for `what`, with the decoding error as the reason.
     pub(crate) fn corrupt(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
         StoreError::Corrupt {

@@ -52,6 +52,8 @@ pub struct PlaybookConfig {
     pub safety: SafetyPolicy,
     /// How long an approval token is valid, seconds.
     pub approval_ttl_secs: u64,
+    /// How often paused runs are checked for expired approvals, seconds.
+    pub approval_sweep_secs: u64,
     /// Where approval requests are sent (a chat webhook or email); without one they are
     /// only visible in the API.
     pub approval_channel: Option<NotifyChannel>,
@@ -69,6 +71,7 @@ impl Default for PlaybookConfig {
             executors: ExecutorConfig::default(),
             safety: SafetyPolicy::default(),
             approval_ttl_secs: 3600,
+            approval_sweep_secs: 30,
             approval_channel: None,
             public_url: "http://localhost:8080".into(),
             max_concurrent_runs: 16,
@@ -677,27 +680,7 @@ impl Engine {
             return Err(RespondError::BadToken);
         }
         if approval.expires_at <= now {
-            // The run cannot go on with this approval; end it rather than leave it paused
-            // (a person can start a new run).
-            if self
-                .store
-                .consume_approval(&approval.id, "expired", &actor.name, now)
-                .await?
-            {
-                for step in execution.steps.iter_mut().filter(|s| !s.status.is_done()) {
-                    step.status = StepStatus::Skipped;
-                }
-                execution.status = ExecutionStatus::Rejected;
-                execution.reason = Some("approval expired".into());
-                self.save(&mut execution).await?;
-                self.audit(
-                    actor,
-                    "execution.approval_expired",
-                    execution_id,
-                    serde_json::json!({"expired_at": approval.expires_at}),
-                )
-                .await;
-            }
+            self.end_expired(execution, &approval, actor, now).await?;
             return Err(RespondError::Expired(approval.expires_at));
         }
         let decision = if approve { "approved" } else { "rejected" };
@@ -750,6 +733,69 @@ impl Engine {
         Ok(execution)
     }
 
+    /// Ends a paused run whose approval expired: the run cannot go on with it, and leaving
+    /// it paused would hide it from everyone (a person can start a new run). Returns
+    /// whether this call ended it (another node or request may have been first).
+    async fn end_expired(
+        &self,
+        mut execution: Execution,
+        approval: &Approval,
+        actor: &Actor,
+        now: i64,
+    ) -> Result<bool> {
+        if !self
+            .store
+            .consume_approval(&approval.id, "expired", &actor.name, now)
+            .await?
+        {
+            return Ok(false);
+        }
+        for step in execution.steps.iter_mut().filter(|s| !s.status.is_done()) {
+            step.status = StepStatus::Skipped;
+        }
+        execution.status = ExecutionStatus::Rejected;
+        execution.reason = Some("approval expired".into());
+        self.save(&mut execution).await?;
+        self.audit(
+            actor,
+            "execution.approval_expired",
+            &execution.id,
+            serde_json::json!({"expired_at": approval.expires_at}),
+        )
+        .await;
+        Ok(true)
+    }
+
+    /// Ends every run still awaiting an approval that has expired (as `rejected`, reason
+    /// "approval expired", audited); returns how many. [`run_playbooks`] calls it every
+    /// [`PlaybookConfig::approval_sweep_secs`], so an unanswered request does not leave a
+    /// run paused forever.
+    pub async fn expire_approvals(&self) -> Result<u64> {
+        let now = now_of(&self.clock);
+        let paused = self
+            .store
+            .query_executions(&ExecutionQuery {
+                statuses: vec![ExecutionStatus::AwaitingApproval],
+                limit: sightline_store::MAX_RESPONSE_ROWS,
+                ..ExecutionQuery::default()
+            })
+            .await?;
+        let mut ended = 0;
+        for execution in paused {
+            let Some(approval) = self.store.open_approval(&execution.id).await? else {
+                continue;
+            };
+            if approval.expires_at <= now
+                && self
+                    .end_expired(execution, &approval, &Actor::system(), now)
+                    .await?
+            {
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
     /// Marks runs left `pending` or `running` by a previous process as failed (see the
     /// module docs); returns how many.
     pub async fn recover(&self) -> Result<u64> {
@@ -789,8 +835,13 @@ impl Engine {
 /// Consumes firings until `shutdown` resolves or the channel closes: each firing naming a
 /// response template starts a run (at most once per firing id) under the safety
 /// controller. Runs left unfinished by a previous process are marked failed first
-/// ([`Engine::recover`]). The receiver is borrowed so a supervisor can restart the loop
-/// on the same channel after an error.
+/// ([`Engine::recover`]), and paused runs whose approval expired are ended every
+/// [`PlaybookConfig::approval_sweep_secs`] ([`Engine::expire_approvals`]). The receiver is
+/// borrowed so a supervisor can restart the loop on the same channel after an error.
+///
+/// A firing is never dropped for a store failure: reading its playbook and starting the
+/// run are retried with growing pauses (up to [`MAX_STORE_BACKOFF`]) until they succeed or
+/// the node stops, and meanwhile the bounded channel holds the rules runner back.
 pub async fn run_playbooks(
     engine: Arc<Engine>,
     firings: &mut tokio::sync::mpsc::Receiver<Firing>,
@@ -801,9 +852,21 @@ pub async fn run_playbooks(
         tracing::warn!(recovered, "marked interrupted playbook runs as failed");
     }
     let mut shutdown = std::pin::pin!(shutdown);
+    let mut sweep = tokio::time::interval(Duration::from_secs(
+        engine.config.approval_sweep_secs.max(1),
+    ));
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let firing = tokio::select! {
             () = &mut shutdown => return Ok(()),
+            _ = sweep.tick() => {
+                match engine.expire_approvals().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(ended = n, "ended runs whose approval expired"),
+                    Err(e) => tracing::warn!(error = %e, "cannot check approvals for expiry"),
+                }
+                continue;
+            }
             firing = firings.recv() => match firing {
                 Some(f) => f,
                 None => return Ok(()),
@@ -814,25 +877,125 @@ pub async fn run_playbooks(
         let Some(template_id) = firing.response_template_id.as_deref() else {
             continue;
         };
-        let template = match engine.store.get_template(template_id).await {
-            Ok(Some(t)) => t,
-            Ok(None) => {
+        let read = retry_store(&mut shutdown, "read playbook", || {
+            engine.store.get_template(template_id)
+        });
+        let template = match read.await {
+            None => return Ok(()),
+            Some(Ok(Some(t))) => t,
+            Some(Ok(None)) => {
                 metrics::counter!("sightline_respond_firings_rejected_total").increment(1);
                 tracing::warn!(rule = %firing.rule_id, template_id, "rule names an unknown playbook");
                 continue;
             }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read playbook; firing dropped");
+            Some(Err(e)) => {
                 metrics::counter!("sightline_respond_firings_rejected_total").increment(1);
+                tracing::error!(firing = %firing.id, error = %e, "cannot read playbook");
                 continue;
             }
         };
         let mut request =
             RunRequest::for_firing(&firing, template, engine.config.rollback_on_failure);
         request.received = Some(received);
-        if let Err(e) = engine.start(request).await {
-            metrics::counter!("sightline_respond_firings_rejected_total").increment(1);
-            tracing::error!(firing = %firing.id, error = %e, "cannot start playbook run");
+        // A retried start is safe: the firing id makes a second insert a no-op.
+        let started = retry_store(&mut shutdown, "start playbook run", || {
+            engine.start(request.clone())
+        });
+        match started.await {
+            None => return Ok(()),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                metrics::counter!("sightline_respond_firings_rejected_total").increment(1);
+                tracing::error!(firing = %firing.id, error = %e, "cannot start playbook run");
+            }
         }
+    }
+}
+
+/// The longest pause between two attempts at a store operation for a firing.
+pub const MAX_STORE_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Runs `attempt` until it returns anything but a transient store error
+/// ([`StoreError::is_transient`](sightline_store::StoreError::is_transient)), pausing 50 ms,
+/// then twice as long each time (at most [`MAX_STORE_BACKOFF`]); `None` if `shutdown` came
+/// first.
+async fn retry_store<T, E, F, Fut>(
+    shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    what: &str,
+    mut attempt: F,
+) -> Option<Result<T>>
+where
+    F: FnMut() -> Fut,
+    E: Into<RespondError>,
+    Fut: std::future::Future<Output = std::result::Result<T, E>>,
+{
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match attempt().await.map_err(Into::into) {
+            Err(RespondError::Store(e)) if e.is_transient() => {
+                metrics::counter!("sightline_respond_store_retries_total").increment(1);
+                tracing::warn!(error = %e, retry_in = ?pause, "cannot {what}; retrying");
+                tokio::select! {
+                    () = shutdown.as_mut() => return None,
+                    () = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(MAX_STORE_BACKOFF);
+            }
+            other => return Some(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use sightline_store::StoreError;
+
+    use super::*;
+
+    fn disk_full() -> StoreError {
+        StoreError::Io {
+            path: "store.db".into(),
+            source: std::io::Error::other("no space left on device"),
+        }
+    }
+
+    #[tokio::test]
+    async fn transient_store_failures_are_retried_until_they_pass() {
+        let calls = AtomicU32::new(0);
+        let mut never = std::pin::pin!(std::future::pending::<()>());
+        let got = retry_store(&mut never, "read", || async {
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0..=2 => Err(disk_full()),
+                _ => Ok::<_, StoreError>("playbook"),
+            }
+        })
+        .await;
+        assert!(matches!(got, Some(Ok("playbook"))));
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn permanent_errors_return_at_once_and_shutdown_ends_the_wait() {
+        let calls = AtomicU32::new(0);
+        let mut never = std::pin::pin!(std::future::pending::<()>());
+        let got = retry_store(&mut never, "start", || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err::<(), _>(StoreError::Conflict("execution exists".into()))
+        })
+        .await;
+        assert!(matches!(
+            got,
+            Some(Err(RespondError::Store(StoreError::Conflict(_))))
+        ));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+        let mut stop = std::pin::pin!(tokio::time::sleep(Duration::from_millis(200)));
+        let got = retry_store(&mut stop, "read", || async { Err::<(), _>(disk_full()) }).await;
+        assert!(
+            got.is_none(),
+            "a node that stops does not wait for the store"
+        );
     }
 }
