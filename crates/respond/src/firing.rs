@@ -2,7 +2,7 @@
 //! and a playbook may now run for it.
 
 use serde::{Deserialize, Serialize};
-use sightline_model::{Anomaly, Event, Incident};
+use sightline_model::{Anomaly, Event, Incident, Severity};
 
 /// What a rule is evaluated against, and what a playbook's templates read from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -14,6 +14,17 @@ pub enum Subject {
     Anomaly(Box<Anomaly>),
     /// An incident from `incidents.detected` / `incidents.updated`.
     Incident(Box<Incident>),
+}
+
+impl Subject {
+    /// The subject's severity.
+    pub fn severity(&self) -> Severity {
+        match self {
+            Subject::Event(e) => e.severity,
+            Subject::Anomaly(a) => a.severity,
+            Subject::Incident(i) => i.severity,
+        }
+    }
 }
 
 /// A trigger rule fired.

@@ -725,6 +725,72 @@ async fn unanswered_approvals_expire_and_end_their_runs() {
 }
 
 #[tokio::test]
+async fn autonomous_candidates_are_the_playbooks_of_matching_rules() {
+    use sightline_respond::decision::{CandidatePlaybooks, RuleCandidates};
+    let f = fixture(config(None, &[])).await;
+    let noop = json!([{"name": "a", "kind": "diagnostic", "action": {"type": "noop"}}]);
+    for id in ["restart-checkout", "page-dba", "unused"] {
+        f.store
+            .create_template(&template(id, noop.clone()))
+            .await
+            .unwrap();
+    }
+    let rule = |id: &str, spec: Value| {
+        let spec: sightline_model::TriggerRuleSpec = serde_json::from_value(spec).unwrap();
+        sightline_model::TriggerRule::from_spec(
+            spec.validate().unwrap(),
+            id.into(),
+            "t".into(),
+            0,
+            0,
+        )
+    };
+    let rules = [
+        rule(
+            "r1",
+            json!({"name": "checkout errors", "applies_to": "events",
+            "conditions": {"service_name": "checkout", "event_type": "ERROR"},
+            "response_template_id": "restart-checkout"}),
+        ),
+        rule(
+            "r2",
+            json!({"name": "db errors", "applies_to": "events",
+            "conditions": {"service_name": "db"}, "response_template_id": "page-dba"}),
+        ),
+        rule(
+            "r3",
+            json!({"name": "critical incidents", "applies_to": "incidents",
+            "conditions": {}, "response_template_id": "page-dba"}),
+        ),
+    ];
+    for r in &rules {
+        f.store.create_rule(r).await.unwrap();
+    }
+    let candidates = RuleCandidates::new(f.store.clone(), Clock::system());
+    let ids = |templates: Vec<ResponseTemplate>| {
+        let mut ids: Vec<String> = templates.into_iter().map(|t| t.id).collect();
+        ids.sort();
+        ids
+    };
+    // Only the events rule for checkout matches a checkout error (r3 is for incidents).
+    let checkout = Subject::Event(Box::new(event("boom")));
+    assert_eq!(
+        ids(candidates.candidates(&checkout).await.unwrap()),
+        ["restart-checkout"]
+    );
+    // A subject no rule covers is judged against every playbook.
+    let mut other = event("boom");
+    other.service_name = "search".into();
+    assert_eq!(
+        ids(candidates
+            .candidates(&Subject::Event(Box::new(other)))
+            .await
+            .unwrap()),
+        ["page-dba", "restart-checkout", "unused"]
+    );
+}
+
+#[tokio::test]
 async fn runs_interrupted_by_a_crash_are_marked_failed_on_restart() {
     let f = fixture(config(None, &[])).await;
     let t = template(

@@ -158,8 +158,9 @@ impl Node {
         );
         let responses = Arc::new(sightline_respond::decision::Autonomous::new(
             engine.clone(),
-            Arc::new(sightline_respond::decision::AllTemplates::new(
+            Arc::new(sightline_respond::decision::RuleCandidates::new(
                 store.clone(),
+                Clock::system(),
             )),
         ));
         let rules_changed = Arc::new(tokio::sync::Notify::new());

@@ -7,22 +7,24 @@
 //! consideration (the recommended playbook's risk, the system's criticality, a maintenance
 //! window, business hours) moves it by a fixed amount and adds one line of reasoning. Only
 //! a confidence above [`AUTOMATE_ABOVE`] with a playbook the safety controller would run
-//! alone yields `automate`. Candidate playbooks come through [`CandidatePlaybooks`] (the
-//! trigger-rule engine can say which playbooks its rules would run for a subject;
-//! [`AllTemplates`] considers every stored template).
+//! alone yields `automate`. Candidate playbooks come through [`CandidatePlaybooks`]:
+//! [`RuleCandidates`] asks the trigger rules which playbooks they would run for the
+//! subject.
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sightline_model::playbook::RecommendedAction;
 use sightline_model::{
-    Decision, DecisionKind, Execution, ExecutionStatus, ResponseTemplate, RiskLevel, Severity,
+    Clock, Decision, DecisionKind, Execution, ExecutionStatus, ResponseTemplate, RiskLevel,
+    Severity,
 };
 use sightline_store::{ExecutionQuery, Store};
 
 use crate::firing::Subject;
 use crate::playbook::{Actor, Engine, RunRequest};
 use crate::safety::SafetyController;
+use crate::trigger::CompiledRule;
 use crate::{RespondError, Result};
 
 /// Confidence a decision needs to automate.
@@ -47,31 +49,51 @@ pub trait CandidatePlaybooks: Send + Sync + std::fmt::Debug {
     async fn candidates(&self, subject: &Subject) -> Result<Vec<ResponseTemplate>>;
 }
 
-/// Every stored template is a candidate (the default until trigger rules narrow it).
+/// The playbooks named by the active trigger rules that match the subject (kind,
+/// severity threshold and condition; windows and throttles aside, since the question is
+/// what *would* respond). A subject no rule with a playbook matches falls back to every
+/// stored template, so the service still recommends something before rules exist.
 #[derive(Clone, Debug)]
-pub struct AllTemplates {
+pub struct RuleCandidates {
     store: Arc<dyn Store>,
+    clock: Clock,
 }
 
-impl AllTemplates {
-    /// Candidates from `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+impl RuleCandidates {
+    /// Candidates from the rules and templates in `store`, conditions evaluated at `clock`.
+    pub fn new(store: Arc<dyn Store>, clock: Clock) -> Self {
+        Self { store, clock }
     }
 }
 
 #[async_trait::async_trait]
-impl CandidatePlaybooks for AllTemplates {
-    async fn candidates(&self, _subject: &Subject) -> Result<Vec<ResponseTemplate>> {
-        Ok(self.store.list_templates().await?)
-    }
-}
-
-fn severity_of(subject: &Subject) -> Severity {
-    match subject {
-        Subject::Event(e) => e.severity,
-        Subject::Anomaly(a) => a.severity,
-        Subject::Incident(i) => i.severity,
+impl CandidatePlaybooks for RuleCandidates {
+    async fn candidates(&self, subject: &Subject) -> Result<Vec<ResponseTemplate>> {
+        let now = self.clock.now_ms();
+        let mut named: Vec<String> = Vec::new();
+        for rule in self.store.list_rules(true).await? {
+            if rule.response_template_id.is_none() {
+                continue;
+            }
+            // A stored rule that no longer compiles is skipped, as the rules runner does.
+            let Ok(rule) = CompiledRule::compile(rule) else {
+                continue;
+            };
+            if rule.matches(subject, now)
+                && let Some(id) = &rule.rule().response_template_id
+                && !named.contains(id)
+            {
+                named.push(id.clone());
+            }
+        }
+        let templates = self.store.list_templates().await?;
+        if named.is_empty() {
+            return Ok(templates);
+        }
+        Ok(templates
+            .into_iter()
+            .filter(|t| named.contains(&t.id))
+            .collect())
     }
 }
 
@@ -92,7 +114,7 @@ pub fn evaluate(
     safety: &SafetyController,
     now_ms: i64,
 ) -> (DecisionKind, f64, Vec<String>, Vec<RecommendedAction>) {
-    let severity = severity_of(subject);
+    let severity = subject.severity();
     let mut reasoning = Vec::new();
     let mut confidence: f64 = match severity {
         Severity::Critical => 0.9,

@@ -105,6 +105,15 @@ impl CompiledRule {
     pub fn condition(&self) -> &Condition {
         &self.condition
     }
+
+    /// Whether `subject` is of the rule's kind and passes its severity threshold and
+    /// condition at `now_ms` (windows and throttles aside: they decide whether a match
+    /// fires).
+    pub fn matches(&self, subject: &Subject, now_ms: i64) -> bool {
+        kind_slot(self.rule.applies_to) == subject_keys(subject).0
+            && at_least(subject.severity(), self.rule.severity_threshold)
+            && self.condition.matches(subject, now_ms)
+    }
 }
 
 /// What a rule set has done since it was built: the runner's and the bench's counters.
@@ -148,16 +157,11 @@ fn kind_slot(kind: AppliesTo) -> usize {
 }
 
 /// The kind slot and the index keys of a subject.
-fn subject_keys(subject: &Subject) -> (usize, &str, Option<&str>, Severity) {
+fn subject_keys(subject: &Subject) -> (usize, &str, Option<&str>) {
     match subject {
-        Subject::Event(e) => (
-            0,
-            e.event_type.as_str(),
-            Some(e.service_name.as_str()),
-            e.severity,
-        ),
-        Subject::Anomaly(a) => (1, a.service_name.as_str(), None, a.severity),
-        Subject::Incident(i) => (2, i.service_name.as_str(), None, i.severity),
+        Subject::Event(e) => (0, e.event_type.as_str(), Some(e.service_name.as_str())),
+        Subject::Anomaly(a) => (1, a.service_name.as_str(), None),
+        Subject::Incident(i) => (2, i.service_name.as_str(), None),
     }
 }
 
@@ -275,7 +279,7 @@ impl RuleSet {
 
     /// Evaluates `subject` at `now_ms` and appends the firings to `out`; returns how many.
     pub fn observe(&mut self, subject: &Subject, now_ms: i64, out: &mut Vec<Firing>) -> usize {
-        let (slot, primary, secondary, severity) = subject_keys(subject);
+        let (slot, primary, secondary) = subject_keys(subject);
         let ix = &self.index[slot];
         self.stats.subjects += 1;
         self.stats.considered += ix.total;
@@ -296,9 +300,7 @@ impl RuleSet {
             let i = i as usize;
             self.stats.evaluations += 1;
             let r = &self.rules[i];
-            if !at_least(severity, r.rule.severity_threshold)
-                || !r.condition.matches(subject, now_ms)
-            {
+            if !r.matches(subject, now_ms) {
                 continue;
             }
             self.stats.matches += 1;
