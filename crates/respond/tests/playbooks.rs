@@ -860,57 +860,128 @@ async fn trigger_to_first_step_latency() {
 }
 
 /// A minimal SMTP relay on 127.0.0.1 that accepts one message and returns its DATA.
-async fn smtp_relay() -> (u16, tokio::sync::oneshot::Receiver<String>) {
+/// How the fake relay secures its connection.
+#[derive(Clone, Copy, PartialEq)]
+enum RelayTls {
+    Plain,
+    Starttls,
+    Wrapper,
+}
+
+/// What the fake relay saw: each command with whether TLS was on when it came, and the
+/// message data.
+#[derive(Debug, Default)]
+struct RelayTranscript {
+    commands: Vec<(bool, String)>,
+    data: String,
+}
+
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// A one-message SMTP relay on loopback, plain or with TLS (a self-signed certificate for
+/// `localhost`, returned as PEM), offering AUTH PLAIN LOGIN.
+async fn smtp_relay(
+    mode: RelayTls,
+) -> (u16, String, tokio::sync::oneshot::Receiver<RelayTranscript>) {
+    use tokio::io::AsyncBufReadExt as _;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let cert_pem = cert.cert.pem();
+    let tls_config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into()),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let (socket, _) = listener.accept().await.unwrap();
-        let (read, mut write) = socket.into_split();
-        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(read));
-        write.write_all(b"220 relay ESMTP\r\n").await.unwrap();
-        let mut data = String::new();
+        let mut tls = mode == RelayTls::Wrapper;
+        let stream: Box<dyn Io> = if tls {
+            Box::new(acceptor.accept(socket).await.unwrap())
+        } else {
+            Box::new(socket)
+        };
+        let mut conn = tokio::io::BufReader::new(stream);
+        let mut seen = RelayTranscript::default();
+        conn.get_mut()
+            .write_all(b"220 relay ESMTP\r\n")
+            .await
+            .unwrap();
         let mut in_data = false;
-        while let Ok(Some(line)) = lines.next_line().await {
+        loop {
+            let mut line = String::new();
+            if conn.read_line(&mut line).await.unwrap_or(0) == 0 {
+                break;
+            }
+            let line = line.trim_end().to_owned();
             if in_data {
                 if line == "." {
                     in_data = false;
-                    write.write_all(b"250 queued\r\n").await.unwrap();
+                    conn.get_mut().write_all(b"250 queued\r\n").await.unwrap();
                 } else {
-                    data.push_str(&line);
-                    data.push('\n');
+                    seen.data.push_str(&line);
+                    seen.data.push('\n');
                 }
                 continue;
             }
+            seen.commands.push((tls, line.clone()));
             let verb = line.split(' ').next().unwrap_or("").to_ascii_uppercase();
             let answer: &[u8] = match verb.as_str() {
-                "EHLO" | "HELO" => b"250 relay\r\n",
+                "EHLO" if mode == RelayTls::Starttls && !tls => {
+                    b"250-relay\r\n250-STARTTLS\r\n250 AUTH PLAIN LOGIN\r\n"
+                }
+                "EHLO" => b"250-relay\r\n250 AUTH PLAIN LOGIN\r\n",
+                "STARTTLS" => {
+                    conn.get_mut().write_all(b"220 go ahead\r\n").await.unwrap();
+                    let plain = conn.into_inner();
+                    conn =
+                        tokio::io::BufReader::new(Box::new(acceptor.accept(plain).await.unwrap()));
+                    tls = true;
+                    continue;
+                }
+                "AUTH" => b"235 authenticated\r\n",
                 "DATA" => {
                     in_data = true;
                     b"354 go ahead\r\n"
                 }
                 "QUIT" => {
-                    write.write_all(b"221 bye\r\n").await.unwrap();
+                    conn.get_mut().write_all(b"221 bye\r\n").await.unwrap();
                     break;
                 }
                 _ => b"250 ok\r\n",
             };
-            write.write_all(answer).await.unwrap();
+            conn.get_mut().write_all(answer).await.unwrap();
         }
-        let _ = tx.send(data);
+        let _ = tx.send(seen);
     });
-    (port, rx)
+    (port, cert_pem, rx)
 }
 
-#[tokio::test]
-async fn email_notifications_go_through_the_smtp_relay() {
-    let (port, message) = smtp_relay().await;
-    let mut cfg = config(None, &[]);
-    cfg.executors.smtp = Some(sightline_respond::executor::SmtpConfig {
+fn smtp(
+    port: u16,
+    tls: sightline_respond::executor::SmtpTls,
+) -> sightline_respond::executor::SmtpConfig {
+    sightline_respond::executor::SmtpConfig {
         host: "127.0.0.1".into(),
-        port,
+        port: Some(port),
         from: "sightline@example.org".into(),
-    });
+        tls,
+        ca_file: None,
+        username: None,
+        password: Default::default(),
+    }
+}
+
+/// Runs a one-step email playbook against `smtp` and returns the finished execution.
+async fn send_mail(smtp: sightline_respond::executor::SmtpConfig) -> Execution {
+    let mut cfg = config(None, &[]);
+    cfg.executors.smtp = Some(smtp);
     let f = fixture(cfg).await;
     let t = template(
         "mail",
@@ -924,19 +995,108 @@ async fn email_notifications_go_through_the_smtp_relay() {
         Actor::system(),
     );
     let run = f.engine.start(run).await.unwrap().unwrap();
-    let done = wait_status(&f.store, &run.id, ExecutionStatus::Succeeded).await;
+    for _ in 0..1000 {
+        let e = f.store.get_execution(&run.id).await.unwrap().unwrap();
+        if e.status.is_final() {
+            return e;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("mail run did not finish");
+}
+
+async fn transcript(rx: tokio::sync::oneshot::Receiver<RelayTranscript>) -> RelayTranscript {
+    tokio::time::timeout(Duration::from_secs(5), rx)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn email_notifications_go_through_the_smtp_relay() {
+    use sightline_respond::executor::SmtpTls;
+    let (port, _, seen) = smtp_relay(RelayTls::Plain).await;
+    let done = send_mail(smtp(port, SmtpTls::None)).await;
+    assert_eq!(done.status, ExecutionStatus::Succeeded, "{done:#?}");
     assert!(
         done.steps[0].output.starts_with("SMTP 250"),
         "{}",
         done.steps[0].output
     );
-    let data = tokio::time::timeout(Duration::from_secs(5), message)
-        .await
-        .unwrap()
-        .unwrap();
+    let data = transcript(seen).await.data;
     assert!(data.contains("Subject: [checkout] alert"), "{data}");
     assert!(data.contains("To: ops@example.org"), "{data}");
     assert!(data.contains("checkout failed: disk full"), "{data}");
+}
+
+#[tokio::test]
+async fn email_goes_over_starttls_or_tls_with_credentials_only_inside_tls() {
+    use sightline_respond::executor::SmtpTls;
+    let dir = tempfile::tempdir().unwrap();
+    for (mode, tls) in [
+        (RelayTls::Starttls, SmtpTls::Starttls),
+        (RelayTls::Wrapper, SmtpTls::Tls),
+    ] {
+        let (port, ca, seen) = smtp_relay(mode).await;
+        let ca_file = dir.path().join("relay-ca.pem");
+        std::fs::write(&ca_file, ca).unwrap();
+        let mut config = smtp(port, tls);
+        // The certificate names localhost: the host must match it.
+        config.host = "localhost".into();
+        config.ca_file = Some(ca_file);
+        config.username = Some("robot".into());
+        config.password = sightline_model::Secret::new("hunter2");
+        let done = send_mail(config).await;
+        assert_eq!(done.status, ExecutionStatus::Succeeded, "{done:#?}");
+        let seen = transcript(seen).await;
+        let auth = seen
+            .commands
+            .iter()
+            .find(|(_, c)| c.starts_with("AUTH"))
+            .unwrap_or_else(|| panic!("no AUTH: {:?}", seen.commands));
+        assert!(auth.0, "credentials sent before TLS: {:?}", seen.commands);
+        assert!(
+            seen.commands
+                .iter()
+                .filter(|(_, c)| c.starts_with("MAIL FROM"))
+                .all(|(tls, _)| *tls),
+            "{:?}",
+            seen.commands
+        );
+        assert!(seen.data.contains("checkout failed: disk full"));
+    }
+
+    // An untrusted certificate is refused (no ca_file: only the public roots).
+    let (port, _, _seen) = smtp_relay(RelayTls::Wrapper).await;
+    let mut config = smtp(port, SmtpTls::Tls);
+    config.host = "localhost".into();
+    let done = send_mail(config).await;
+    assert_eq!(done.status, ExecutionStatus::Failed, "{done:#?}");
+    // A relay that does not offer STARTTLS is not spoken to in clear.
+    let (port, _, seen) = smtp_relay(RelayTls::Plain).await;
+    let done = send_mail(smtp(port, SmtpTls::Starttls)).await;
+    assert_eq!(done.status, ExecutionStatus::Failed, "{done:#?}");
+    let seen = transcript(seen).await;
+    assert!(
+        !seen.commands.iter().any(|(_, c)| c.starts_with("MAIL")),
+        "{:?}",
+        seen.commands
+    );
+    // Credentials are refused over plain SMTP to a remote relay.
+    let mut config = smtp(25, SmtpTls::None);
+    config.host = "mail.example.org".into();
+    config.username = Some("robot".into());
+    let done = send_mail(config).await;
+    assert_eq!(done.status, ExecutionStatus::Failed, "{done:#?}");
+    assert!(
+        done.steps[0].output.contains("only sent over TLS")
+            || done
+                .reason
+                .as_deref()
+                .unwrap_or("")
+                .contains("only sent over TLS"),
+        "{done:#?}"
+    );
 }
 
 #[tokio::test]

@@ -20,7 +20,7 @@ use sightline_model::playbook::HttpMethod;
 use sightline_model::{Clock, RenderedAction};
 
 pub use command::CommandConfig;
-pub use email::SmtpConfig;
+pub use email::{SmtpConfig, SmtpTls};
 pub use http::HttpConfig;
 pub(crate) use render::subject_json;
 pub use render::{
