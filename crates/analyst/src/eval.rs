@@ -20,7 +20,9 @@
 //!   stored event (deployments, errors) through its context;
 //! - each incident, **when it is opened**, through [`Analyst::analyze`] with a
 //!   [`StoreContext`] over the same real SQLite store: the code path the runner uses, with
-//!   the data the runner would have at that moment.
+//!   the data the runner would have at that moment — with an LLM provider first when
+//!   [`EvalConfig::llm`] is set (`sightline bench rca --llm`), the built-in analyst as its
+//!   fallback, and the provider's waiting time measured apart from sightline's own.
 //!
 //! An incident is a *case* when it started during a fault (from 1 minute before its start
 //! to 2 minutes after its end) and touches one of the fault's affected services; it is
@@ -39,7 +41,7 @@ use serde::Serialize;
 use sightline_correlate::{Correlator, CorrelatorConfig, Output};
 use sightline_detect::SeriesDetectors;
 use sightline_detect::new_pattern::{NewPatternConfig, NewPatternDetector};
-use sightline_model::{Anomaly, Incident, IngestContext, SourceType, decode};
+use sightline_model::{AnalystKind, Anomaly, Incident, IngestContext, SourceType, decode};
 use sightline_sim::scenario::incidents::{
     Fault, FaultKind, GroundTruth, IncidentsConfig, Item, Scenario,
 };
@@ -48,6 +50,7 @@ use sightline_stream::rollup::{RollupConfig, RollupJob, RollupOutput};
 use sightline_stream::runner::rollup_row;
 
 use crate::context::{ContextLimits, StoreContext};
+use crate::llm::{LlmAnalyst, LlmConfig};
 use crate::{Analyst, AnalystError};
 
 /// 2023-11-14T22:13:20Z: the scenario's default start.
@@ -66,6 +69,9 @@ pub struct EvalConfig {
     pub faults: Option<usize>,
     /// Scenario start, epoch milliseconds.
     pub start_ms: i64,
+    /// Analyse through this provider (the built-in analyst as its fallback) instead of
+    /// the built-in analyst alone.
+    pub llm: Option<LlmConfig>,
 }
 
 impl Default for EvalConfig {
@@ -77,6 +83,7 @@ impl Default for EvalConfig {
             step: Duration::from_secs(10),
             faults: Some(10),
             start_ms: DEFAULT_START_MS,
+            llm: None,
         }
     }
 }
@@ -104,6 +111,10 @@ pub struct CaseResult {
     pub confidence: f64,
     /// Time to gather context and analyse, milliseconds.
     pub latency_ms: u64,
+    /// Who answered: the LLM, or the built-in analyst (alone or as the fallback).
+    pub answered_by: AnalystKind,
+    /// Of `latency_ms`, the time spent waiting for the LLM provider, milliseconds.
+    pub provider_ms: u64,
 }
 
 impl CaseResult {
@@ -148,6 +159,11 @@ pub struct EvalReport {
     pub cases: usize,
     /// 99th percentile of analysis latency (context + analysis), milliseconds.
     pub latency_p99_ms: u64,
+    /// 99th percentile of sightline's own share of that latency (without the time spent
+    /// waiting for an LLM provider), milliseconds.
+    pub own_latency_p99_ms: u64,
+    /// Cases the LLM answered (the rest: the built-in analyst).
+    pub llm_answered: usize,
     /// Per seed.
     pub seeds: Vec<SeedResult>,
 }
@@ -158,18 +174,23 @@ impl EvalReport {
         let cases: Vec<&CaseResult> = seeds.iter().flat_map(|s| &s.cases).collect();
         let n = cases.len();
         let share = |hits: usize| if n == 0 { 0.0 } else { hits as f64 / n as f64 };
-        let mut latencies: Vec<u64> = cases.iter().map(|c| c.latency_ms).collect();
-        latencies.sort_unstable();
-        let p99 = if latencies.is_empty() {
-            0
-        } else {
-            latencies[((latencies.len() * 99).div_ceil(100)).saturating_sub(1)]
+        let p99 = |latency: fn(&CaseResult) -> u64| {
+            let mut all: Vec<u64> = cases.iter().map(|c| latency(c)).collect();
+            all.sort_unstable();
+            all.get((all.len() * 99).div_ceil(100).saturating_sub(1))
+                .copied()
+                .unwrap_or(0)
         };
         Self {
             top1: share(cases.iter().filter(|c| c.top1()).count()),
             top3: share(cases.iter().filter(|c| c.top3_hit()).count()),
             cases: n,
-            latency_p99_ms: p99,
+            latency_p99_ms: p99(|c| c.latency_ms),
+            own_latency_p99_ms: p99(|c| c.latency_ms.saturating_sub(c.provider_ms)),
+            llm_answered: cases
+                .iter()
+                .filter(|c| c.answered_by == AnalystKind::Llm)
+                .count(),
             seeds,
         }
     }
@@ -243,10 +264,13 @@ pub async fn run_seed(
     store
         .put_topology(&truth.topology, "eval", config.start_ms)
         .await?;
-    let analyst = Analyst::new(Arc::new(StoreContext::new(
+    let mut analyst = Analyst::new(Arc::new(StoreContext::new(
         store.clone(),
         ContextLimits::default(),
     )));
+    if let Some(llm) = &config.llm {
+        analyst = analyst.with_llm(Arc::new(LlmAnalyst::new(llm.clone())?));
+    }
     let eval_err = |e: &dyn std::fmt::Display| AnalystError::Eval(e.to_string());
     let mut series = SeriesDetectors::new(sightline_detect::DetectConfig::default())
         .map_err(|e| eval_err(&e))?;
@@ -408,7 +432,14 @@ async fn score_case(
     incident: &Incident,
     now: i64,
 ) -> Result<CaseResult, AnalystError> {
+    let waited = || {
+        analyst
+            .llm()
+            .map_or(Duration::ZERO, LlmAnalyst::provider_time)
+    };
+    let before = waited();
     let analysis = analyst.analyze(incident, now).await?;
+    let provider = waited().saturating_sub(before);
     let ranked = analyst.rank(incident).await?;
     Ok(CaseResult {
         seed,
@@ -421,5 +452,7 @@ async fn score_case(
         top3: ranked.into_iter().take(3).map(|c| c.service).collect(),
         confidence: analysis.confidence,
         latency_ms: analysis.latency_ms,
+        answered_by: analysis.analyst,
+        provider_ms: u64::try_from(provider.as_millis()).unwrap_or(u64::MAX),
     })
 }

@@ -188,6 +188,8 @@ pub struct LlmAnalyst {
     breaker: CircuitBreaker,
     budget: TokenBudget,
     permits: Arc<tokio::sync::Semaphore>,
+    /// Time spent waiting for the provider's answers, microseconds, over all calls.
+    waited_us: std::sync::atomic::AtomicU64,
 }
 
 impl LlmAnalyst {
@@ -203,6 +205,7 @@ impl LlmAnalyst {
             ),
             budget: TokenBudget::new(config.per_incident_tokens, config.per_day_tokens),
             permits: Arc::new(tokio::sync::Semaphore::new(config.max_concurrency)),
+            waited_us: std::sync::atomic::AtomicU64::new(0),
             client,
             config,
         })
@@ -216,6 +219,13 @@ impl LlmAnalyst {
     /// The token budgets.
     pub fn budget(&self) -> &TokenBudget {
         &self.budget
+    }
+
+    /// How long this analyst has waited for the provider's answers in all (retries and
+    /// back-off included): the difference across one analysis, taken from its latency,
+    /// is sightline's own share of it.
+    pub fn provider_time(&self) -> std::time::Duration {
+        std::time::Duration::from_micros(self.waited_us.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     fn call_failed(&self) {
@@ -267,7 +277,12 @@ impl LlmAnalyst {
                         completion_tokens,
                     ));
                 };
-                self.client.chat(&messages).await
+                let asked = Instant::now();
+                let reply = self.client.chat(&messages).await;
+                let waited = u64::try_from(asked.elapsed().as_micros()).unwrap_or(u64::MAX);
+                self.waited_us
+                    .fetch_add(waited, std::sync::atomic::Ordering::Relaxed);
+                reply
             };
             let reply = match reply {
                 Ok(r) => r,

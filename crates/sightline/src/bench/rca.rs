@@ -30,6 +30,14 @@ pub struct RcaArgs {
     /// Print one JSON object (`top1`, `top3`, `cases`, `latency_p99_ms`, per seed).
     #[arg(long)]
     json: bool,
+    /// Analyse through the LLM provider of the configuration's `[analyst.llm]` (the
+    /// built-in analyst as its fallback), and report the provider's and sightline's own
+    /// latency apart.
+    #[arg(long)]
+    llm: bool,
+    /// TOML configuration file holding `[analyst.llm]` (with `--llm`).
+    #[arg(long, short = 'c', env = "SIGHTLINE_CONFIG")]
+    config: Option<std::path::PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -71,15 +79,39 @@ impl fmt::Display for RcaReport {
             f,
             "root cause: top-1 {:.3} (target >= 0.8), top-3 {:.3} (target >= 0.95), {} cases; analysis p99 {} ms",
             r.top1, r.top3, r.cases, r.latency_p99_ms
-        )
+        )?;
+        if r.llm_answered > 0
+            || r.seeds
+                .iter()
+                .flat_map(|s| &s.cases)
+                .any(|c| c.provider_ms > 0)
+        {
+            writeln!(
+                f,
+                "LLM answered {} of {} cases; sightline's own share p99 {} ms (target < 50 ms besides the model)",
+                r.llm_answered, r.cases, r.own_latency_p99_ms
+            )?;
+        }
+        Ok(())
     }
 }
 
 pub async fn run(args: RcaArgs) -> anyhow::Result<ExitCode> {
+    let llm = if args.llm {
+        let node =
+            crate::config::load(args.config.as_deref(), crate::config::Overrides::default())?;
+        let llm = node.analyst.llm.ok_or_else(|| {
+            anyhow::anyhow!("--llm needs an [analyst.llm] section in the configuration")
+        })?;
+        Some(llm)
+    } else {
+        None
+    };
     let config = EvalConfig {
         seeds: args.seeds,
         duration: args.duration,
         faults: Some(args.faults),
+        llm,
         ..EvalConfig::default()
     };
     let dir = tempfile::tempdir()?;
