@@ -64,6 +64,7 @@ pub use node::{
     TelemetryConfig, open_store,
 };
 pub use routes::Routes;
+pub use telemetry::prometheus_builder;
 pub use tls::TlsConfig;
 
 /// Limits and transport of the HTTP layer.

@@ -100,6 +100,7 @@ mod config;
 mod correlator;
 pub mod describe;
 mod error;
+pub mod incident_metrics;
 mod output;
 pub mod runner;
 mod silence;

@@ -65,7 +65,7 @@ use sightline_stream::{CheckpointStore, SourcePositions};
 
 use crate::{
     CompiledSilences, CorrelateError, Correlator, CorrelatorConfig, CorrelatorState, Output,
-    SignalClock, SuppressionReason,
+    SignalClock, SuppressionReason, incident_metrics,
 };
 use sightline_model::clock::now_ms;
 
@@ -612,6 +612,9 @@ async fn write(
     if !updated.is_empty() {
         log.append(topics::INCIDENTS_UPDATED, updated).await?;
     }
+    // Once everything is written: outputs a failed write leaves to the replay are counted
+    // when the replay writes them.
+    outputs.iter().for_each(incident_metrics::record_output);
     Ok(true)
 }
 

@@ -12,7 +12,7 @@ use sightline_model::decode::{self, BodyShape};
 use sightline_model::{Clock, Event, IngestContext, Metric, SourceType, ValidationError, topics};
 use tokio::sync::Semaphore;
 
-use crate::telemetry;
+use crate::telemetry::{self, SeverityCounts};
 
 /// The input shape of a request body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -214,7 +214,7 @@ impl Ingestor {
             codec.prepare(kind.record_kind(), kind.topic()).await?;
         }
         // Decoding a large body is CPU work: keep it off the async workers.
-        let (results, records) = if body.len() > INLINE_DECODE_BYTES {
+        let (results, records, severities) = if body.len() > INLINE_DECODE_BYTES {
             let (ctx, codec) = (ctx.clone(), self.codec.clone());
             tokio::task::spawn_blocking(move || {
                 let parts = split(&body, shape, max_items)?;
@@ -226,7 +226,8 @@ impl Ingestor {
             let parts = split(&body, shape, max_items)?;
             prepare(kind, parts, &ctx, self.codec.as_ref())?
         };
-        self.append(kind, ctx, results, records, atomic).await
+        self.append(kind, ctx, results, records, severities, atomic)
+            .await
     }
 
     /// Ingests values that arrive one item each (records of an external Kafka topic): each
@@ -246,8 +247,10 @@ impl Ingestor {
             codec.prepare(kind.record_kind(), kind.topic()).await?;
             codec.ensure_known(values.iter().copied()).await?;
         }
-        let (results, records) = prepare(kind, values.to_vec(), &ctx, self.codec.as_ref())?;
-        self.append(kind, ctx, results, records, false).await
+        let (results, records, severities) =
+            prepare(kind, values.to_vec(), &ctx, self.codec.as_ref())?;
+        self.append(kind, ctx, results, records, severities, false)
+            .await
     }
 
     /// Takes in-flight budget for `bytes`, or refuses as overloaded.
@@ -267,26 +270,30 @@ impl Ingestor {
             })
     }
 
-    /// Counts the outcomes and appends the valid records (all or nothing when `atomic`).
+    /// Counts the outcomes and appends the valid records (all or nothing when `atomic`);
+    /// the accepted events are counted by severity once they are appended.
     async fn append(
         &self,
         kind: Kind,
         ctx: IngestContext,
         results: Vec<ItemOutcome>,
         records: Vec<Record>,
+        severities: SeverityCounts,
         atomic: bool,
     ) -> Result<BatchReport, IngestError> {
         let source = ctx.source_type.as_str();
-        self.append_to(
-            kind.topic(),
-            source,
-            ctx.correlation_id,
-            results,
-            records,
-            atomic,
-        )
-        .await
-        .map(|(report, _)| report)
+        let (report, _) = self
+            .append_to(
+                kind.topic(),
+                source,
+                ctx.correlation_id,
+                results,
+                records,
+                atomic,
+            )
+            .await?;
+        severities.record();
+        Ok(report)
     }
 
     /// Counts the outcomes under `source` and appends the valid records to `topic` (all or
@@ -350,18 +357,23 @@ pub(crate) fn split(
     Ok(parts)
 }
 
-/// Decodes items: an outcome per item and the records of the valid ones.
+/// Decodes items: an outcome per item, the records of the valid ones and their events'
+/// severities.
 fn prepare(
     kind: Kind,
     parts: Vec<&[u8]>,
     ctx: &IngestContext,
     codec: Option<&Codec>,
-) -> Result<(Vec<ItemOutcome>, Vec<Record>), IngestError> {
+) -> Result<(Vec<ItemOutcome>, Vec<Record>, SeverityCounts), IngestError> {
     let mut results = Vec::with_capacity(parts.len());
     let mut records = Vec::with_capacity(parts.len());
+    let mut severities = SeverityCounts::default();
     for (index, bytes) in parts.into_iter().enumerate() {
         match decode_item(kind, bytes, ctx, codec) {
             Ok(item) => {
+                if let Item::Event(e) = &item {
+                    severities.add(e.severity);
+                }
                 let (record, event_id) = to_record(item, codec)?;
                 records.push(record);
                 results.push(ItemOutcome::Accepted { index, event_id });
@@ -369,7 +381,7 @@ fn prepare(
             Err(error) => results.push(ItemOutcome::Rejected { index, error }),
         }
     }
-    Ok((results, records))
+    Ok((results, records, severities))
 }
 
 fn decode_item(

@@ -1,16 +1,8 @@
 //! Process-wide logging and the Prometheus recorder, installed once by commands that run a node.
 
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use sightline_api::TelemetryConfig;
 use tracing_subscriber::EnvFilter;
-
-/// Latency buckets (seconds) for every `*_seconds` histogram: 100 µs to 10 s.
-const LATENCY_BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0, 10.0,
-];
-/// Buckets for record counts per group commit.
-const COUNT_BUCKETS: &[f64] = &[1.0, 10.0, 100.0, 1_000.0, 10_000.0, 100_000.0];
 
 /// Installs the tracing subscriber and the metrics recorder; returns the `/metrics` handle.
 pub fn init(config: &TelemetryConfig) -> anyhow::Result<PrometheusHandle> {
@@ -26,9 +18,6 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<PrometheusHandle> {
     } else {
         builder.try_init()
     };
-    let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)?
-        .set_buckets_for_metric(Matcher::Suffix("_records".into()), COUNT_BUCKETS)?
-        .install_recorder()?;
+    let handle = sightline_api::prometheus_builder()?.install_recorder()?;
     Ok(handle)
 }

@@ -418,6 +418,438 @@ fn promql_metric_names_skip_functions_labels_ranges_and_variables() {
     );
 }
 
+/// Dashboard series a short run cannot produce, and why. Everything else any dashboard
+/// queries must be in the scrape of [`a_running_node_exports_what_the_dashboards_query`].
+const NOT_PRODUCED_BY_THE_TRAFFIC: &[(&str, &str)] = &[
+    ("sightline_analyst_llm_calls_total", "needs an LLM endpoint"),
+    (
+        "sightline_analyst_llm_tokens_total",
+        "needs an LLM endpoint",
+    ),
+    (
+        "sightline_analyst_llm_fallbacks_total",
+        "needs an LLM endpoint",
+    ),
+    ("sightline_analyst_failures_total", "needs a failing store"),
+    (
+        "sightline_ingest_overloaded_total",
+        "needs more bytes in flight than allowed",
+    ),
+    (
+        "sightline_store_write_errors_total",
+        "needs a failing store",
+    ),
+    (
+        "sightline_store_rejected_total",
+        "needs an undecodable record in the log",
+    ),
+    (
+        "sightline_store_duplicates_total",
+        "needs a record delivered twice",
+    ),
+    (
+        "sightline_rollups_write_errors_total",
+        "needs a failing store",
+    ),
+    (
+        "sightline_rollups_rejected_total",
+        "needs an undecodable record in the log",
+    ),
+    (
+        "sightline_rollups_late_total",
+        "needs records behind the watermark",
+    ),
+    (
+        "sightline_sql_records_in_total",
+        "needs a continuous SQL query",
+    ),
+    (
+        "sightline_sql_rows_out_total",
+        "needs a continuous SQL query",
+    ),
+    ("sightline_sql_late_total", "needs a continuous SQL query"),
+    (
+        "sightline_sql_write_errors_total",
+        "needs a continuous SQL query and a failing store",
+    ),
+    (
+        "sightline_sql_rejected_total",
+        "needs a continuous SQL query",
+    ),
+    (
+        "sightline_correlate_suppressed_total",
+        "needs a silence or an inhibiting incident",
+    ),
+    ("sightline_rules_evaluations_total", "needs a trigger rule"),
+    ("sightline_rules_matches_total", "needs a trigger rule"),
+    ("sightline_rules_firings_total", "needs a trigger rule"),
+    (
+        "sightline_rules_throttled_total",
+        "needs a throttled trigger rule",
+    ),
+    ("sightline_respond_runs_started_total", "needs a playbook"),
+    ("sightline_respond_runs_finished_total", "needs a playbook"),
+    (
+        "sightline_respond_runs_refused_total",
+        "needs a playbook over its limits",
+    ),
+    (
+        "sightline_respond_trigger_to_first_step_seconds_bucket",
+        "needs a playbook",
+    ),
+    ("sightline_respond_actions_total", "needs a playbook"),
+    (
+        "sightline_respond_actions_failed_total",
+        "needs a failing playbook action",
+    ),
+    (
+        "sightline_auth_failed_total",
+        "authentication is off in this run",
+    ),
+    (
+        "sightline_auth_denied_total",
+        "authentication is off in this run",
+    ),
+    ("sightline_api_live_connections", "needs a live client"),
+    (
+        "sightline_api_live_refused_total",
+        "needs more live clients than allowed",
+    ),
+    (
+        "sightline_cache_live_skipped_total",
+        "needs live points the cache does not keep",
+    ),
+];
+
+/// The series a histogram exports.
+fn histogram_series(name: &str) -> Vec<String> {
+    ["_bucket", "_sum", "_count"]
+        .iter()
+        .map(|suffix| format!("{name}{suffix}"))
+        .collect()
+}
+
+/// Every metric name the dashboards query (Prometheus' own series excluded).
+fn dashboard_metric_names() -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for file in json_files(&deploy().join("grafana/dashboards")) {
+        let dashboard: serde_json::Value =
+            serde_json::from_str(&read(&file)).expect("dashboard parses");
+        for panel in panels(&dashboard) {
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                names.extend(metric_names(target["expr"].as_str().unwrap_or_default()));
+            }
+        }
+    }
+    names.retain(|n| !PROMETHEUS_SERIES.contains(&n.as_str()));
+    names
+}
+
+/// A `sightline run` child process, killed when dropped.
+struct RunningNode {
+    child: std::process::Child,
+    base: String,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for RunningNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary as operators do, with every stage on (embedded log, SQLite), short
+/// checkpoint and group-wait intervals, and a detector that sees a latency spike.
+async fn start_node() -> RunningNode {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let config = dir.path().join("sightline.toml");
+    fs::write(
+        &config,
+        format!(
+            r#"
+http_addr = "127.0.0.1:{port}"
+data_dir = "{data}"
+[auth]
+enabled = false
+[stream]
+checkpoint_interval_ms = 100
+[detect.detectors]
+default = [{{ kind = "robust_zscore", window = 120 }}]
+[detect.new_pattern]
+learning_period_ms = 0
+[correlate.rules]
+group_wait_ms = 200
+"#,
+            data = dir.path().join("data").display()
+        ),
+    )
+    .expect("write config");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sightline"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SIGHTLINE_") {
+            command.env_remove(key);
+        }
+    }
+    let log = fs::File::create(dir.path().join("node.log")).expect("log file");
+    let child = command
+        .arg("run")
+        .env("SIGHTLINE_CONFIG", &config)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start sightline run");
+    let node = RunningNode {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        dir,
+    };
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Ok(res) = client.get(format!("{}/ready", node.base)).send().await
+            && res.status().is_success()
+        {
+            return node;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node did not become ready: {}",
+            read(&node.dir.path().join("node.log"))
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// The value of the series whose line starts with `series` (name and labels), if any.
+fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+}
+
+/// The metric names of a Prometheus text scrape.
+fn scraped_names(scrape: &str) -> BTreeSet<String> {
+    scrape
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split(['{', ' ']).next())
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A real node given a little of every kind of traffic — metric points with a latency
+/// spike (rollups, detection, correlation, analysis), events, invalid items, an incident
+/// created, acknowledged and resolved through the API — exports every metric the
+/// dashboards query, except those [`NOT_PRODUCED_BY_THE_TRAFFIC`] names with a reason;
+/// and the incident business metrics hold the values the traffic implies.
+#[tokio::test]
+async fn a_running_node_exports_what_the_dashboards_query() {
+    let on_dashboards = dashboard_metric_names();
+    let mut problems = Vec::new();
+    for (name, _) in NOT_PRODUCED_BY_THE_TRAFFIC {
+        if !on_dashboards.contains(*name) {
+            problems.push(format!(
+                "{name} is listed as not produced but no dashboard queries it"
+            ));
+        }
+    }
+    assert_no_problems("NOT_PRODUCED_BY_THE_TRAFFIC", &problems);
+    let expected: BTreeSet<&String> = on_dashboards
+        .iter()
+        .filter(|n| !NOT_PRODUCED_BY_THE_TRAFFIC.iter().any(|(m, _)| m == n))
+        .collect();
+
+    let node = start_node().await;
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", node.base);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64;
+
+    // 200 minutes of steady latency, a spike, and one invalid point.
+    let base = now - 300 * 60_000;
+    let mut points: Vec<serde_json::Value> = (0..200)
+        .map(|i| {
+            serde_json::json!({
+                "service_name": "checkout",
+                "metric_type": "latency_ms",
+                "value": 120.0 + [-9.0, -3.0, 0.0, 4.0, 8.0][i % 5],
+                "timestamp": base + i as i64 * 60_000,
+            })
+        })
+        .collect();
+    let spike_at = base + 200 * 60_000;
+    points.push(serde_json::json!({
+        "service_name": "checkout", "metric_type": "latency_ms", "value": 812.0, "timestamp": spike_at,
+    }));
+    points.push(serde_json::json!({"service_name": "checkout", "metric_type": "latency_ms", "value": "hot"}));
+    let res = client
+        .post(url("/api/v1/metrics"))
+        .json(&points)
+        .send()
+        .await
+        .expect("post metrics");
+    assert_eq!(
+        res.status(),
+        202,
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+    for (id, severity) in [("evt-pool-1", "critical"), ("evt-info-1", "info")] {
+        let res = client
+            .post(url("/api/v1/events"))
+            .json(&serde_json::json!({
+                "event_id": id,
+                "service_name": "checkout",
+                "event_type": "ERROR",
+                "severity": severity,
+                "timestamp": spike_at + 1_000,
+                "details": "connection pool exhausted",
+            }))
+            .send()
+            .await
+            .expect("post event");
+        assert_eq!(
+            res.status(),
+            202,
+            "{}",
+            res.text().await.unwrap_or_default()
+        );
+    }
+
+    // One incident worked through to resolution, one left open.
+    let mut incident_ids = Vec::new();
+    for severity in ["critical", "low"] {
+        let res = client
+            .post(url("/api/v1/incidents"))
+            .json(&serde_json::json!({
+                "title": format!("{severity} incident by hand"),
+                "severity": severity,
+                "service_name": "checkout",
+            }))
+            .send()
+            .await
+            .expect("create incident");
+        assert_eq!(
+            res.status(),
+            201,
+            "{}",
+            res.text().await.unwrap_or_default()
+        );
+        let created: serde_json::Value = res.json().await.expect("incident JSON");
+        incident_ids.push(created["id"].as_str().expect("id").to_owned());
+    }
+    for status in ["acknowledged", "resolved"] {
+        let res = client
+            .patch(url(&format!("/api/v1/incidents/{}", incident_ids[0])))
+            .json(&serde_json::json!({ "status": status }))
+            .send()
+            .await
+            .expect("patch incident");
+        assert_eq!(
+            res.status(),
+            200,
+            "{}",
+            res.text().await.unwrap_or_default()
+        );
+    }
+    // Resolving twice is refused, and must not be observed twice.
+    let res = client
+        .patch(url(&format!("/api/v1/incidents/{}", incident_ids[0])))
+        .json(&serde_json::json!({ "status": "resolved" }))
+        .send()
+        .await
+        .expect("patch incident");
+    assert!(res.status().is_client_error(), "{}", res.status());
+
+    // Stages run on their own; wait until every expected series is there.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let (scrape, missing) = loop {
+        let scrape = client
+            .get(url("/metrics"))
+            .send()
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("scrape text");
+        let names = scraped_names(&scrape);
+        let missing: Vec<&String> = expected
+            .iter()
+            .copied()
+            .filter(|n| !names.contains(*n))
+            .collect();
+        let open_counted = sample(
+            &scrape,
+            r#"sightline_incidents_open{severity="low",status="open"}"#,
+        )
+        .is_some_and(|n| n >= 1.0);
+        if (missing.is_empty() && open_counted) || std::time::Instant::now() > deadline {
+            break (scrape, missing);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    assert!(
+        missing.is_empty(),
+        "dashboard metrics missing from a running node's /metrics: {missing:?}\n\n{scrape}"
+    );
+
+    // The business metrics count what happened, once.
+    for (series, want) in [
+        (
+            r#"sightline_events_ingested_total{severity="critical"}"#,
+            1.0,
+        ),
+        (r#"sightline_events_ingested_total{severity="info"}"#, 1.0),
+        (r#"sightline_incidents_opened_total{severity="low"}"#, 1.0),
+        (
+            r#"sightline_incidents_resolved_total{severity="critical"}"#,
+            1.0,
+        ),
+        (
+            r#"sightline_incident_time_to_acknowledge_seconds_count{severity="critical"}"#,
+            1.0,
+        ),
+        (
+            r#"sightline_incident_time_to_resolve_seconds_count{severity="critical"}"#,
+            1.0,
+        ),
+        (
+            r#"sightline_incidents_open{severity="critical",status="acknowledged"}"#,
+            0.0,
+        ),
+    ] {
+        assert_eq!(sample(&scrape, series), Some(want), "{series}\n\n{scrape}");
+    }
+    // The hand-made critical incident; the correlator may open more from the spike.
+    assert!(
+        sample(
+            &scrape,
+            r#"sightline_incidents_opened_total{severity="critical"}"#
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{scrape}"
+    );
+    // Incident durations have minute-to-day buckets, not the latency ones.
+    for name in [
+        "sightline_incident_time_to_acknowledge_seconds",
+        "sightline_incident_time_to_resolve_seconds",
+    ] {
+        for series in histogram_series(name) {
+            assert!(scrape.contains(&series), "{series}\n\n{scrape}");
+        }
+        let bucket = format!(r#"{name}_bucket{{severity="critical",le="3600"}}"#);
+        assert_eq!(sample(&scrape, &bucket), Some(1.0), "{bucket}\n\n{scrape}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Kubernetes
 

@@ -191,6 +191,11 @@ pub trait IncidentStore: Send + Sync {
     /// How many incidents are in each status.
     async fn count_incidents_by_status(&self) -> Result<IncidentCounts>;
 
+    /// How many incidents are open or acknowledged, as `(status, severity, count)` rows
+    /// (combinations without incidents are absent). Resolved incidents, the bulk of the
+    /// table, are not counted: the status index skips them.
+    async fn count_unresolved_incidents(&self) -> Result<Vec<(IncidentStatus, Severity, u64)>>;
+
     /// Inserts correlations by id in one transaction; an id already stored is left as it
     /// is and counted as a duplicate.
     async fn write_correlations(&self, correlations: &[Correlation]) -> Result<WriteSummary>;
@@ -260,6 +265,9 @@ impl<T: DelegateIncidents> IncidentStore for T {
     }
     async fn count_incidents_by_status(&self) -> Result<IncidentCounts> {
         self.incidents().count_incidents_by_status().await
+    }
+    async fn count_unresolved_incidents(&self) -> Result<Vec<(IncidentStatus, Severity, u64)>> {
+        self.incidents().count_unresolved_incidents().await
     }
     async fn write_correlations(&self, correlations: &[Correlation]) -> Result<WriteSummary> {
         self.incidents().write_correlations(correlations).await
@@ -1114,6 +1122,41 @@ macro_rules! impl_incident_store {
                             ));
                         }
                     }
+                }
+                Ok(counts)
+            }
+
+            async fn count_unresolved_incidents(
+                &self,
+            ) -> $crate::Result<
+                Vec<(
+                    sightline_model::IncidentStatus,
+                    sightline_model::Severity,
+                    u64,
+                )>,
+            > {
+                use sqlx::Row as _;
+                let $r = self;
+                let rows = sqlx::query::<$db>(
+                    "SELECT status, severity, COUNT(*) AS n FROM incidents \
+                     WHERE status IN ('open', 'acknowledged') GROUP BY status, severity",
+                )
+                .fetch_all($reader)
+                .await?;
+                let mut counts = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let status: String = row.try_get("status")?;
+                    let severity: String = row.try_get("severity")?;
+                    let n: i64 = row.try_get("n")?;
+                    let status = sightline_model::IncidentStatus::parse("status", &status)
+                        .map_err(|e| $crate::StoreError::corrupt("incidents.status", e))?;
+                    let severity = sightline_model::Severity::parse("severity", &severity)
+                        .map_err(|e| $crate::StoreError::corrupt("incidents.severity", e))?;
+                    counts.push((
+                        status,
+                        severity,
+                        $crate::rollups::count_to_u64(n, "incident count", status.as_str())?,
+                    ));
                 }
                 Ok(counts)
             }

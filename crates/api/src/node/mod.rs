@@ -16,6 +16,7 @@
 //! ```
 
 mod config;
+mod open_incidents;
 mod queries;
 
 use std::future::Future;
@@ -373,6 +374,12 @@ impl Node {
                 addr = %config.http_addr,
                 "authentication is disabled: every caller is an admin"
             );
+        }
+        if config.role.queries() {
+            tasks.push(tokio::spawn(open_incidents::refresh(
+                store.clone(),
+                stop.subscribe(),
+            )));
         }
         let state = AppState {
             ingestor,

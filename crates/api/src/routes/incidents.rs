@@ -342,6 +342,7 @@ async fn create(
         .store
         .upsert_incidents(std::slice::from_ref(&incident))
         .await?;
+    sightline_correlate::incident_metrics::opened(&incident);
     state
         .auth
         .record(
@@ -426,6 +427,17 @@ async fn update(
         now: now_ms(),
     };
     let incident = state.store.update_incident(&id, &patch).await?;
+    // The store refuses a status the incident already has, so a status here is a
+    // transition this request made: observed once, on this node.
+    match patch.status {
+        Some(IncidentStatus::Acknowledged) => {
+            sightline_correlate::incident_metrics::acknowledged(&incident);
+        }
+        Some(IncidentStatus::Resolved) => {
+            sightline_correlate::incident_metrics::resolved(&incident)
+        }
+        Some(IncidentStatus::Open) | None => {}
+    }
     state
         .auth
         .record(
