@@ -3,8 +3,9 @@
 //! cluster, where a dangling reference shows up late and far from its cause. This test
 //! checks what can be checked without one: every file parses, every name one file uses is
 //! defined by another (services, mounts, ConfigMaps, Secrets, ports, labels), every role
-//! runs, the dashboard queries only metrics the code exports, and the compose and
-//! Kubernetes deployments share one `sightline.toml`.
+//! runs, the dashboards and alert rules query only metrics the code exports (and a running
+//! node, given a little traffic, exports them), and the compose and Kubernetes deployments
+//! share one `sightline.toml`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -403,6 +404,160 @@ fn dashboards_query_only_exported_metrics() {
         "grafana dashboards:\n  - {}\nexported series: {exported:?}",
         problems.join("\n  - ")
     );
+}
+
+#[test]
+fn dashboards_have_unique_ids_and_panels_that_do_not_overlap() {
+    let mut problems = Vec::new();
+    let mut uids = BTreeMap::new();
+    for file in json_files(&deploy().join("grafana/dashboards")) {
+        let at = shown(&file);
+        let dashboard: serde_json::Value =
+            serde_json::from_str(&read(&file)).expect("dashboard parses");
+        match dashboard["uid"].as_str() {
+            Some(uid) if !uid.is_empty() => {
+                if let Some(other) = uids.insert(uid.to_owned(), at.clone()) {
+                    problems.push(format!("{at}: uid {uid:?} is also the uid of {other}"));
+                }
+            }
+            _ => problems.push(format!(
+                "{at}: no uid (links and bookmarks need a stable one)"
+            )),
+        }
+        let mut ids = BTreeSet::new();
+        let mut cells: BTreeMap<(u64, u64), String> = BTreeMap::new();
+        for panel in panels(&dashboard) {
+            let title = panel["title"].as_str().unwrap_or("?");
+            match panel["id"].as_u64() {
+                Some(id) if ids.insert(id) => {}
+                Some(id) => problems.push(format!("{at}: panel id {id} is used twice")),
+                None => problems.push(format!("{at}: panel {title:?} has no id")),
+            }
+            let grid = &panel["gridPos"];
+            let [x, y, w, h] = ["x", "y", "w", "h"].map(|k| grid[k].as_u64());
+            let (Some(x), Some(y), Some(w), Some(h)) = (x, y, w, h) else {
+                problems.push(format!("{at}: panel {title:?} has no complete gridPos"));
+                continue;
+            };
+            if w == 0 || h == 0 || x + w > 24 {
+                problems.push(format!(
+                    "{at}: panel {title:?} does not fit the 24-column grid"
+                ));
+            }
+            for cx in x..x + w {
+                for cy in y..y + h {
+                    if let Some(other) = cells.insert((cx, cy), title.to_owned()) {
+                        problems.push(format!("{at}: panel {title:?} overlaps {other:?}"));
+                        break;
+                    }
+                }
+            }
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                let expr = target["expr"].as_str().unwrap_or_default();
+                // rate() over a fixed window is wrong at some zoom levels and scrape intervals.
+                for (at_rate, _) in expr.match_indices("rate(") {
+                    let window = expr[at_rate..].split_once('[').map(|(_, w)| w);
+                    if !window.is_some_and(|w| w.starts_with("$__rate_interval]")) {
+                        problems.push(format!(
+                            "{at}: panel {title:?}: rate() without [$__rate_interval] in {expr:?}"
+                        ));
+                    }
+                }
+            }
+        }
+        problems.dedup();
+    }
+    assert_no_problems("deploy/grafana/dashboards", &problems);
+}
+
+#[test]
+fn prometheus_alert_rules_are_loaded_and_use_exported_metrics() {
+    let compose = compose();
+    let services = services(&compose);
+    let prometheus_dir = deploy().join("prometheus");
+    let config = yaml(&prometheus_dir.join("prometheus.yml"));
+    let container = services
+        .values()
+        .find(|s| {
+            s["image"]
+                .as_str()
+                .is_some_and(|i| i.contains("prometheus"))
+        })
+        .map(|s| mounts(s))
+        .unwrap_or_default();
+    let canonical = |path: &Path| path.canonicalize().unwrap_or_else(|_| path.to_owned());
+    let mounted_at = |host: &Path| {
+        container.iter().find_map(|m| match &m.source {
+            Source::Host(source) if canonical(source) == canonical(host) => Some(m.target.clone()),
+            _ => None,
+        })
+    };
+    let mut problems = Vec::new();
+    let config_target = mounted_at(&prometheus_dir.join("prometheus.yml"));
+    let Some(config_dir) = config_target
+        .as_deref()
+        .and_then(|t| t.rsplit_once('/'))
+        .map(|(dir, _)| dir.to_owned())
+    else {
+        panic!("deploy/prometheus/prometheus.yml is not mounted into the prometheus service");
+    };
+    let rule_files = sequence(&config["rule_files"]);
+    if rule_files.is_empty() {
+        problems.push("prometheus.yml loads no rule_files".to_owned());
+    }
+    let exported = exported_series();
+    let mut alerts = BTreeSet::new();
+    for file in rule_files {
+        let file = file.as_str().unwrap_or_default();
+        let host = prometheus_dir.join(file);
+        if !host.is_file() {
+            problems.push(format!("rule file {file:?} is not in deploy/prometheus"));
+            continue;
+        }
+        let want = format!("{config_dir}/{file}");
+        if mounted_at(&host).as_deref() != Some(want.as_str()) {
+            problems.push(format!(
+                "rule file {file:?} is not mounted at {want} in the prometheus service"
+            ));
+        }
+        for group in sequence(&yaml(&host)["groups"]) {
+            for rule in sequence(&group["rules"]) {
+                let Some(name) = rule["alert"].as_str().or(rule["record"].as_str()) else {
+                    problems.push(format!("{file}: a rule with neither alert nor record"));
+                    continue;
+                };
+                if !alerts.insert(name.to_owned()) {
+                    problems.push(format!("{file}: {name} is defined twice"));
+                }
+                let expr = rule["expr"].as_str().unwrap_or_default();
+                let names = metric_names(expr);
+                if names.is_empty() {
+                    problems.push(format!("{file}: {name}: expr {expr:?} names no metric"));
+                }
+                for metric in names {
+                    if !exported.contains(&metric) && !PROMETHEUS_SERIES.contains(&metric.as_str())
+                    {
+                        problems.push(format!(
+                            "{file}: {name}: {metric} is not a metric sightline exports"
+                        ));
+                    }
+                }
+                if rule["alert"].is_string() {
+                    for field in [&rule["labels"]["severity"], &rule["annotations"]["summary"]] {
+                        if field.as_str().is_none_or(str::is_empty) {
+                            problems.push(format!(
+                                "{file}: {name}: needs labels.severity and annotations.summary"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if alerts.is_empty() {
+        problems.push("no alert rule is defined".to_owned());
+    }
+    assert_no_problems("deploy/prometheus rules", &problems);
 }
 
 #[test]
