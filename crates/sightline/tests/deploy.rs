@@ -983,6 +983,15 @@ async fn a_running_node_exports_what_the_dashboards_query() {
     ] {
         assert_eq!(sample(&scrape, series), Some(want), "{series}\n\n{scrape}");
     }
+    // The open low incident, read from the store (the correlator may add its own).
+    assert!(
+        sample(
+            &scrape,
+            r#"sightline_incidents_open{severity="low",status="open"}"#
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{scrape}"
+    );
     // The hand-made critical incident; the correlator may open more from the spike.
     assert!(
         sample(
