@@ -4,8 +4,8 @@
 //! checks what can be checked without one: every file parses, every name one file uses is
 //! defined by another (services, mounts, ConfigMaps, Secrets, ports, labels), every role
 //! runs, the dashboards and alert rules query only metrics the code exports (and a running
-//! node, given a little traffic, exports them), and the compose and Kubernetes deployments
-//! share one `sightline.toml`.
+//! node, given a little traffic, exports them), `deploy/README.md` documents every metric,
+//! and the compose and Kubernetes deployments share one `sightline.toml`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -558,6 +558,49 @@ fn prometheus_alert_rules_are_loaded_and_use_exported_metrics() {
         problems.push("no alert rule is defined".to_owned());
     }
     assert_no_problems("deploy/prometheus rules", &problems);
+}
+
+/// The metric table of `deploy/README.md` lists every metric the code records, with its
+/// type, and nothing else.
+#[test]
+fn every_exported_metric_is_documented() {
+    let exported = exported_metrics();
+    let readme = read(&deploy().join("README.md"));
+    let mut documented = BTreeMap::new();
+    let mut problems = Vec::new();
+    for line in readme.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let Some(name) = cells
+            .get(1)
+            .and_then(|c| c.strip_prefix('`'))
+            .and_then(|c| c.strip_suffix('`'))
+            .filter(|c| c.starts_with("sightline_"))
+        else {
+            continue;
+        };
+        let kind = cells.get(2).copied().unwrap_or_default();
+        if documented
+            .insert(name.to_owned(), kind.to_owned())
+            .is_some()
+        {
+            problems.push(format!("{name} is listed twice"));
+        }
+    }
+    for (name, kind) in &exported {
+        match documented.get(name) {
+            None => problems.push(format!("{name} ({kind}) is not in the metric table")),
+            Some(listed) if listed != kind => {
+                problems.push(format!("{name} is a {kind}, listed as {listed:?}"));
+            }
+            Some(_) => {}
+        }
+    }
+    for name in documented.keys() {
+        if !exported.contains_key(name) {
+            problems.push(format!("{name} is listed but no code records it"));
+        }
+    }
+    assert_no_problems("deploy/README.md metrics", &problems);
 }
 
 #[test]
@@ -1741,11 +1784,36 @@ fn has_port(container: &Value, port: &Value) -> bool {
 // ---------------------------------------------------------------------------------------
 // Metric names: what the code exports, what the dashboards query
 
-/// Every series name the Prometheus endpoint can expose, derived from the metric macros in
-/// `crates/*/src`: the name is either a string literal or a `&str` constant. The exporter
-/// writes counter names as given (ours already end in `_total`; one that does not is also
-/// accepted with it), and a histogram as `_bucket`, `_sum` and `_count` series.
+/// Every series name the Prometheus endpoint can expose: the exporter writes counter names
+/// as given (ours already end in `_total`; one that does not is also accepted with it), and
+/// a histogram as `_bucket`, `_sum` and `_count` series.
 fn exported_series() -> BTreeSet<String> {
+    let mut series = BTreeSet::new();
+    for (name, kind) in exported_metrics() {
+        match kind {
+            "counter" => {
+                if !name.ends_with("_total") {
+                    series.insert(format!("{name}_total"));
+                }
+                series.insert(name);
+            }
+            "histogram" => {
+                for suffix in ["_bucket", "_sum", "_count"] {
+                    series.insert(format!("{name}{suffix}"));
+                }
+            }
+            _ => {
+                series.insert(name);
+            }
+        }
+    }
+    series
+}
+
+/// Every metric the code records and its type (`counter`, `gauge`, `histogram`), derived
+/// from the metric macros in `crates/*/src`: the name is either a string literal or a
+/// `&str` constant.
+fn exported_metrics() -> BTreeMap<String, &'static str> {
     let crates = repository().join("crates");
     let mut sources: Vec<(String, PathBuf, String)> = Vec::new();
     for entry in fs::read_dir(&crates).expect("crates directory") {
@@ -1765,7 +1833,7 @@ fn exported_series() -> BTreeSet<String> {
             constants.insert((crate_name.clone(), ident), value);
         }
     }
-    let mut series = BTreeSet::new();
+    let mut metrics = BTreeMap::new();
     let mut unresolved = Vec::new();
     for (crate_name, file, text) in &sources {
         for (macro_kind, argument) in metric_macro_names(text) {
@@ -1796,22 +1864,7 @@ fn exported_series() -> BTreeSet<String> {
                     }
                 })
                 .collect();
-            match macro_kind {
-                "counter" => {
-                    if !name.ends_with("_total") {
-                        series.insert(format!("{name}_total"));
-                    }
-                    series.insert(name);
-                }
-                "histogram" => {
-                    for suffix in ["_bucket", "_sum", "_count"] {
-                        series.insert(format!("{name}{suffix}"));
-                    }
-                }
-                _ => {
-                    series.insert(name);
-                }
-            }
+            metrics.insert(name, macro_kind);
         }
     }
     assert!(
@@ -1820,10 +1873,10 @@ fn exported_series() -> BTreeSet<String> {
         unresolved.join("\n  ")
     );
     assert!(
-        !series.is_empty(),
+        !metrics.is_empty(),
         "found no metric macros under crates/*/src"
     );
-    series
+    metrics
 }
 
 fn rust_files(dir: &Path) -> Vec<PathBuf> {
