@@ -92,7 +92,9 @@ export default async function render(root) {
     const { line, column } = problem;
     const where = line ? `line ${line}, column ${column ?? 1}` : null;
     replace(errorBox,
-      h('p', { class: 'error' }, where ? h('strong', { id: 'sql-error-position' }, `${where}: `) : null, problem.detail || problem.message),
+      h('p', { class: 'error' }, where ? h('strong', { id: 'sql-error-position' }, `${where}: `) : null,
+        // The node's message may already start with the position.
+        String(problem.detail || problem.message).replace(/^line \d+, column \d+:\s*/, '')),
       where ? h('pre', { class: 'sql-pointer', id: 'sql-error-pointer' }, pointer(sql, line, column ?? 1)) : null);
     errorBox.hidden = false;
     if (where) {
@@ -185,8 +187,9 @@ export default async function render(root) {
                 await loadQueries();
               } catch (problem) {
                 state.className = 'small error';
+                // 409: another query reads it (the node names which).
                 replace(state, problem.status === 409
-                  ? `Cannot drop ${q.name} while another query reads it: drop that query first. (${problem.message})`
+                  ? `Cannot drop ${q.name} while another query reads it: ${problem.message}`
                   : problem.message);
                 event.target.disabled = false;
               }
@@ -214,7 +217,8 @@ export default async function render(root) {
     } catch (problem) {
       pullEditor.setAttribute('aria-invalid', 'true');
       replace(pullResult, h('p', { class: 'error', role: 'alert' },
-        problem.line ? `line ${problem.line}, column ${problem.column}: ` : '', problem.detail || problem.message),
+        problem.line ? h('strong', {}, `line ${problem.line}, column ${problem.column}: `) : '',
+        String(problem.detail || problem.message).replace(/^line \d+, column \d+:\s*/, '')),
       problem.line ? h('pre', { class: 'sql-pointer' }, pointer(pullEditor.value, problem.line, problem.column ?? 1)) : null);
     } finally {
       pullRun.disabled = false;
