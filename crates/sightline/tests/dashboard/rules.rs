@@ -90,5 +90,51 @@ async fn create_a_rule_with_an_invalid_condition_and_see_the_error_in_place() {
         .until_text("#backtest-result", "would not have fired")
         .await;
     browser.screenshot("rule-listed-and-backtested").await;
+
+    // Playbooks: a step named twice is refused next to the steps editor; fixed, the
+    // playbook is listed and its dry-run shows every step as it would run.
+    click(&browser, "#tab-playbooks").await;
+    browser.until_text("#playbooks-rows", "No playbooks").await;
+    click(&browser, "#playbook-new").await;
+    browser
+        .element("#playbook-name")
+        .await
+        .send_keys("Restart checkout")
+        .await
+        .unwrap();
+    let steps = browser.element("#playbook-steps").await;
+    steps.clear().await.unwrap();
+    steps.send_keys(TWICE_NAMED_STEPS).await.unwrap();
+    click(&browser, "#playbook-submit").await;
+    browser
+        .until_text("#playbook-steps-error", "steps[1].name")
+        .await;
+    assert_eq!(
+        steps.attr("aria-invalid").await.unwrap().as_deref(),
+        Some("true")
+    );
+    steps.clear().await.unwrap();
+    steps
+        .send_keys(&TWICE_NAMED_STEPS.replacen("look", "restart", 1))
+        .await
+        .unwrap();
+    click(&browser, "#playbook-submit").await;
+    browser
+        .until_text("#playbooks-rows", "Restart checkout")
+        .await;
+    click(
+        &browser,
+        "#playbooks-rows button[title^='Render every step']",
+    )
+    .await;
+    click(&browser, "#dry-run-run").await;
+    let plan = browser.until_text("#dry-run-result", "dry run").await;
+    assert!(plan.contains("look") && plan.contains("restart"), "{plan}");
+    assert!(plan.contains("waits for an approver"), "{plan}");
+    browser.screenshot("playbook-dry-run").await;
     browser.close().await;
 }
+
+/// Two steps called `look`: the second name is refused.
+const TWICE_NAMED_STEPS: &str = r#"[{"name": "look", "kind": "diagnostic", "action": {"type": "noop"}},
+{"name": "look", "kind": "remediation", "approval_required": true, "action": {"type": "noop"}}]"#;
