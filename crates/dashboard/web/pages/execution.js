@@ -133,7 +133,7 @@ export default async function render(root, { params }) {
       h('dl', { class: 'facts' },
         h('dt', {}, 'About'), h('dd', {}, subjectLink(e.subject)),
         h('dt', {}, 'Started by'), h('dd', {}, e.started_by),
-        h('dt', {}, 'Rule'), h('dd', {}, e.rule_id ? h('code', {}, e.rule_id) : '—'),
+        h('dt', {}, 'Rule'), h('dd', { id: 'execution-rule' }, e.rule_id ? ruleName(e.rule_id) : '—'),
         h('dt', {}, 'Created'), h('dd', {}, time(e.created_at)),
         h('dt', {}, 'Updated'), h('dd', {}, time(e.updated_at),
           isFinal(e.status) ? h('span', { class: 'muted' }, ` (took ${duration(e.updated_at - e.created_at)})`) : null),
@@ -144,6 +144,23 @@ export default async function render(root, { params }) {
     if (pre && pre.textContent !== text) pre.textContent = text;
     showApproval(e);
     current = e;
+  }
+
+  // The rule's name, looked up once (the run only carries its id).
+  const ruleNames = new Map();
+  function ruleName(ruleId) {
+    if (!ruleNames.has(ruleId)) {
+      ruleNames.set(ruleId, h('code', {}, ruleId));
+      get(`/api/v1/rules/triggers/${encodeURIComponent(ruleId)}`)
+        .then((rule) => {
+          const link = h('a', { href: '#/rules', title: ruleId }, rule.name);
+          ruleNames.set(ruleId, link);
+          const cell = document.getElementById('execution-rule');
+          if (cell) replace(cell, link);
+        })
+        .catch(() => { /* deleted since: the id is all there is */ });
+    }
+    return ruleNames.get(ruleId);
   }
 
   let current = null;

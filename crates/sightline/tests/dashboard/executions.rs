@@ -216,6 +216,7 @@ allow_private = ["127.0.0.0/8"]
             .contains("approved by approver")
     );
     assert!(!browser.visible("#approval").await);
+    browser.until_text("#execution-rule", "checkout pool").await;
     let (_, done) = node
         .call(
             "viewer",
