@@ -1,7 +1,7 @@
-// The live feed: one WebSocket to `/api/v1/stream` per subscription, reconnecting with
-// backoff. Browsers cannot set headers on a WebSocket, so the access token travels as a
-// second subprotocol (`sightline.bearer.<token>`); the node answers with `sightline`.
-// The header dot (#live-state) shows whether the feed is connected.
+// The live feeds: one WebSocket per subscription (the pipeline stream, or the changes of a
+// push query), reconnecting with backoff. Browsers cannot set headers on a WebSocket, so
+// the access token travels as a second subprotocol (`sightline.bearer.<token>`); the node
+// answers with `sightline`. The header dot (#live-state) shows whether a feed is connected.
 
 import { accessToken } from './api.js';
 
@@ -21,8 +21,26 @@ function showState() {
  * timestamp, value})` per record. Returns a function that closes the subscription.
  */
 export function subscribe(topics, onMessage, { service } = {}) {
+  const params = { topics: topics.join(',') };
+  if (service) params.service = service;
+  return follow('/api/v1/stream', params, onMessage);
+}
+
+/**
+ * Follows any live route of the node (`/api/v1/stream`, `/api/v1/queries/{name}/changes`)
+ * over a WebSocket with the same token trick and reconnection, calling `onMessage(json)`
+ * per message and `onState(connected)` when the connection comes or goes. Returns a
+ * function that closes it.
+ */
+export function follow(path, params, onMessage, { onState } = {}) {
   const state = { connected: false, closed: false, socket: null, delay: 250 };
   open.add(state);
+
+  function changed(connected) {
+    state.connected = connected;
+    showState();
+    if (onState) onState(connected);
+  }
 
   async function connect() {
     if (state.closed) return;
@@ -30,20 +48,18 @@ export function subscribe(topics, onMessage, { service } = {}) {
     if (state.closed) return;
     if (!token) { retry(); return; }
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-    const params = new URLSearchParams({ topics: topics.join(',') });
-    if (service) params.set('service', service);
-    const socket = new WebSocket(`${scheme}://${location.host}/api/v1/stream?${params}`,
+    const query = new URLSearchParams(params || {}).toString();
+    const socket = new WebSocket(`${scheme}://${location.host}${path}${query ? `?${query}` : ''}`,
       ['sightline', `sightline.bearer.${token}`]);
     state.socket = socket;
-    socket.onopen = () => { state.connected = true; state.delay = 250; showState(); };
+    socket.onopen = () => { state.delay = 250; changed(true); };
     socket.onmessage = (message) => {
       let record;
       try { record = JSON.parse(message.data); } catch { return; }
       onMessage(record);
     };
     socket.onclose = () => {
-      state.connected = false;
-      showState();
+      changed(false);
       retry();
     };
   }

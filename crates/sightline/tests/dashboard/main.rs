@@ -4,5 +4,10 @@
 //! (installed by `scripts/test.sh`).
 #![allow(clippy::unwrap_used)]
 
+mod actions;
 mod browser;
+mod executions;
+mod incidents;
 mod overview;
+mod rules;
+mod sql;
