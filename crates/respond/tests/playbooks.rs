@@ -725,6 +725,55 @@ async fn unanswered_approvals_expire_and_end_their_runs() {
 }
 
 #[tokio::test]
+async fn a_signed_in_approver_decides_without_the_token_which_is_then_spent() {
+    let f = fixture(config(None, &[])).await;
+    let gated = json!([{"name": "fix", "kind": "remediation", "approval_required": true,
+                        "action": {"type": "noop"}}]);
+    let run = f
+        .engine
+        .start(RunRequest::for_firing(
+            &firing("f-role", "gated", "x"),
+            template("gated", gated),
+            true,
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    wait_status(&f.store, &run.id, ExecutionStatus::AwaitingApproval).await;
+    let bob = Actor {
+        name: "bob".into(),
+        kind: sightline_model::ActorKind::User,
+    };
+    f.engine
+        .decide_as_approver(&run.id, true, &bob)
+        .await
+        .unwrap();
+    let done = wait_status(&f.store, &run.id, ExecutionStatus::Succeeded).await;
+    assert_eq!(done.steps[0].approved_by.as_deref(), Some("bob"));
+    // The emailed or chatted token is spent with it.
+    let again = f.engine.decide(&run.id, &"0".repeat(64), true, &bob).await;
+    assert!(
+        matches!(again, Err(sightline_respond::RespondError::Conflict(_))),
+        "{again:?}"
+    );
+    let audit = f
+        .store
+        .query_audit(&sightline_store::AuditQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let entry = audit
+        .items
+        .iter()
+        .find(|a| a.action == "execution.approve")
+        .unwrap();
+    assert_eq!(entry.details["via"], "role");
+    assert_eq!(entry.actor, "bob");
+}
+
+#[tokio::test]
 async fn autonomous_candidates_are_the_playbooks_of_matching_rules() {
     use sightline_respond::decision::{CandidatePlaybooks, RuleCandidates};
     let f = fixture(config(None, &[])).await;

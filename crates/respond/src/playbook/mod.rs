@@ -651,6 +651,31 @@ impl Engine {
         approve: bool,
         actor: &Actor,
     ) -> Result<Execution> {
+        self.decide_with(execution_id, Some(token), approve, actor)
+            .await
+    }
+
+    /// The answer of an approver whose identity and role the caller has already checked
+    /// (signed in to the API with the approver role): like [`decide`](Self::decide) without
+    /// the token, which stays single use — this consumes it, so the link in the approval
+    /// request stops working. The audit entry records that the role, not the token,
+    /// authorised it.
+    pub async fn decide_as_approver(
+        self: &Arc<Self>,
+        execution_id: &str,
+        approve: bool,
+        actor: &Actor,
+    ) -> Result<Execution> {
+        self.decide_with(execution_id, None, approve, actor).await
+    }
+
+    async fn decide_with(
+        self: &Arc<Self>,
+        execution_id: &str,
+        token: Option<&str>,
+        approve: bool,
+        actor: &Actor,
+    ) -> Result<Execution> {
         let now = now_of(&self.clock);
         let Some(mut execution) = self.store.get_execution(execution_id).await? else {
             return Err(RespondError::NotFound(format!(
@@ -669,7 +694,9 @@ impl Engine {
             )));
         };
         let verb = if approve { "approve" } else { "reject" };
-        if !approval::token_matches(token, &approval.token_hash) {
+        if let Some(token) = token
+            && !approval::token_matches(token, &approval.token_hash)
+        {
             self.audit(
                 actor,
                 &format!("execution.{verb}"),
@@ -697,11 +724,12 @@ impl Engine {
         if i >= execution.steps.len() {
             return Err(RespondError::Conflict("approval names no step".into()));
         }
+        let via = if token.is_some() { "token" } else { "role" };
         self.audit(
             actor,
             &format!("execution.{verb}"),
             execution_id,
-            serde_json::json!({"step": execution.steps[i].name}),
+            serde_json::json!({"step": execution.steps[i].name, "via": via}),
         )
         .await;
         if approve {
