@@ -42,6 +42,7 @@ mod error;
 mod headers;
 pub mod live;
 mod node;
+pub mod openapi;
 mod request_id;
 pub mod routes;
 mod telemetry;
@@ -158,7 +159,9 @@ pub fn routes(role: Role) -> Routes {
             .merge(routes::autonomous::routes())
             .merge(routes::dashboard::routes());
     }
-    api
+    // Last: the API's description, of exactly the routes above.
+    let docs = routes::docs::routes(api.registered());
+    api.merge(docs)
 }
 
 /// The whole API of a node with `role`: its [`routes()`] behind the auth guard, with
