@@ -2,6 +2,8 @@
 //! nothing documented that is not served, security as the policy table says, references
 //! that resolve, and the document and its explorer reachable without credentials.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeSet;
