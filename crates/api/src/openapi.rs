@@ -55,6 +55,8 @@ const PROBLEM_RESPONSE: &str = "Problem";
         routes::docs::openapi_json,
         routes::docs::explorer,
         routes::docs::asset,
+        routes::dashboard::index,
+        routes::dashboard::file,
         routes::auth::login,
         routes::auth::refresh,
         routes::auth::logout,
@@ -128,6 +130,7 @@ const PROBLEM_RESPONSE: &str = "Problem";
     tags(
         (name = "ops", description = "Liveness, readiness and Prometheus metrics."),
         (name = "docs", description = "This document and its explorer."),
+        (name = "dashboard", description = "The web dashboard's page and files."),
         (name = "auth", description = "Sessions: login, refresh, logout, the first admin."),
         (name = "admin", description = "Users, API keys and the audit trail."),
         (name = "ingest", description = "Events and metric points in; 202 once durable."),
@@ -151,13 +154,24 @@ pub struct ApiDoc;
 /// The document for a node serving exactly `served` (method, path) routes: aliases filled
 /// in, unserved operations removed, security and error bodies set (see the module doc).
 pub fn document(served: &[(Method, &'static str)]) -> utoipa::openapi::OpenApi {
+    // (method, path as OpenAPI writes it, route as registered)
+    let served: Vec<(Method, String, &'static str)> = served
+        .iter()
+        .map(|(method, route)| (method.clone(), openapi_path(route), *route))
+        .collect();
+    let route_of = |method: &Method, path: &str| {
+        served
+            .iter()
+            .find(|(m, p, _)| m == method && p == path)
+            .map(|(_, _, route)| *route)
+    };
     let mut doc = ApiDoc::openapi();
     add_components(&mut doc);
     qualify_operation_ids(&mut doc);
-    add_aliases(&mut doc, served);
+    add_aliases(&mut doc, &served);
     doc.paths.paths.retain(|path, item| {
         for (method, op) in operations_mut(item) {
-            if !served.iter().any(|(m, p)| m == method && p == path) {
+            if route_of(&method, path).is_none() {
                 *op = None;
             }
         }
@@ -166,13 +180,20 @@ pub fn document(served: &[(Method, &'static str)]) -> utoipa::openapi::OpenApi {
     for (path, item) in &mut doc.paths.paths {
         for (method, op) in operations_mut(item) {
             if let Some(op) = op {
-                let access = crate::auth::policy::access(&method, path);
+                let access = route_of(&method, path)
+                    .and_then(|route| crate::auth::policy::access(&method, route));
                 secure(op, access);
                 problem_bodies(op);
             }
         }
     }
     doc
+}
+
+/// `route` as an OpenAPI path: axum's catch-all `{*rest}` becomes the parameter `{rest}`
+/// (OpenAPI has no catch-all; the operation says the value may hold `/`).
+pub fn openapi_path(route: &str) -> String {
+    route.replace("{*", "{")
 }
 
 /// The security schemes and the shared error response.
@@ -231,8 +252,8 @@ fn qualify_operation_ids(doc: &mut utoipa::openapi::OpenApi) {
 
 /// Adds, for every served `/api/X` route that has no operation of its own, a copy of the
 /// `/api/v1/X` operation (same handler, see `routes`), with its own operation id.
-fn add_aliases(doc: &mut utoipa::openapi::OpenApi, served: &[(Method, &'static str)]) {
-    for (method, path) in served {
+fn add_aliases(doc: &mut utoipa::openapi::OpenApi, served: &[(Method, String, &'static str)]) {
+    for (method, path, _) in served {
         let Some(rest) = path.strip_prefix("/api/") else {
             continue;
         };
@@ -243,7 +264,7 @@ fn add_aliases(doc: &mut utoipa::openapi::OpenApi, served: &[(Method, &'static s
                 .and_then(|item| operation(item, method))
                 .cloned()
         };
-        if documented(doc, path).is_some() {
+        if documented(doc, path.as_str()).is_some() {
             continue;
         }
         let canonical = format!("/api/v1/{rest}");
@@ -255,7 +276,7 @@ fn add_aliases(doc: &mut utoipa::openapi::OpenApi, served: &[(Method, &'static s
             "Alias of `{method} {canonical}`.\n\n{}",
             op.description.unwrap_or_default()
         ));
-        let item = doc.paths.paths.entry((*path).to_owned()).or_default();
+        let item = doc.paths.paths.entry(path.clone()).or_default();
         if let Some((_, slot)) = operations_mut(item).into_iter().find(|(m, _)| m == method) {
             *slot = Some(op);
         }
