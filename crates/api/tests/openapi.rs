@@ -360,3 +360,55 @@ async fn real_answers_match_their_documented_schemas() {
     check("get", "/health", "/health", None).await;
     app.shutdown().await;
 }
+
+/// The explorer in a real headless Chromium (Debian's `chromium`, which `scripts/test.sh`
+/// installs; `SIGHTLINE_TEST_CHROMIUM` points elsewhere): under the API's Content Security
+/// Policy its script runs, reads the document and lists every operation by tag.
+#[tokio::test]
+async fn the_explorer_renders_every_operation_in_a_browser() {
+    let app = secured().await;
+    let doc = fetch_document(&app).await;
+    let chromium =
+        std::env::var("SIGHTLINE_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let profile = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(&chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            // Lets the page's fetch of the document and its rendering finish before the dump.
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(app.url("/api/docs"))
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("{chromium}: {e}"));
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        dom.contains(r#"<main id="operations""#),
+        "no page from {chromium}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dom.contains("Could not load"), "{dom}");
+    assert!(dom.contains("sightline API"), "{dom}");
+    for (method, path) in operations(&doc) {
+        // Rendered as text: `{` stays `{`, `&` would be `&amp;`.
+        let row = format!(
+            r#"<span class="method {}">{}</span><span class="path">{}</span>"#,
+            method.to_lowercase(),
+            method.to_lowercase(),
+            path
+        );
+        assert!(dom.contains(&row), "{method} {path} not listed");
+    }
+    assert!(dom.contains("<h2>incidents</h2>"));
+    app.shutdown().await;
+}
