@@ -60,15 +60,22 @@ pub enum ApiError {
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// The body of every error answer (`application/problem+json`, RFC 9457).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Problem<'a> {
+    /// A URI naming the kind of problem, e.g. `https://sightline.dev/problems/not-found`.
     #[serde(rename = "type")]
     kind: String,
+    /// A short summary of the kind of problem.
     title: &'a str,
+    /// The HTTP status code.
     status: u16,
+    /// What went wrong with this request, and what the caller can do about it.
     detail: String,
+    /// The invalid fields or batch items, when the problem is about input.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     errors: Vec<ItemError>,
+    /// The correlation id of a rejected batch.
     #[serde(skip_serializing_if = "Option::is_none")]
     correlation_id: Option<String>,
     /// For SQL errors: 1-based line of the offending token.
@@ -80,11 +87,14 @@ struct Problem<'a> {
 }
 
 /// One invalid item or field, as listed in a problem document.
-#[derive(Serialize)]
-struct ItemError {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ItemError {
+    /// Index of the item in a batch.
     #[serde(skip_serializing_if = "Option::is_none")]
     index: Option<usize>,
+    /// JSON path of the offending field (`$` for the document itself).
     field: String,
+    /// Why it was refused.
     reason: String,
 }
 

@@ -6,7 +6,12 @@
 //! the [`EventLog`] and the Prometheus handle); [`serve`] runs it until a shutdown signal.
 //! Routes are grouped by resource under [`mod@routes`], each module with its own `routes()`.
 //! Every error leaves as an RFC 9457 `application/problem+json` document ([`ApiError`]);
-//! every response carries the request's correlation id in `X-Request-Id`.
+//! every response carries the request's correlation id in `X-Request-Id`. Every handler is
+//! described by a `#[utoipa::path]` annotation; [`mod@openapi`] assembles them into the
+//! OpenAPI 3.1 document of exactly the routes a node serves.
+//!
+//! The main routes (the complete, always current list with every parameter and schema is
+//! the OpenAPI document at `GET /api/openapi.json`):
 //!
 //! | route | what |
 //! |---|---|
@@ -27,6 +32,8 @@
 //! | `GET/PUT /api/v1/topology` | the service dependency graph |
 //! | `GET /health`, `/ready`, `/metrics` | liveness, readiness, Prometheus |
 //! | `GET /`, `GET /ui/{*path}` | the web dashboard (query nodes) |
+//! | `GET /api/openapi.json` | the OpenAPI 3.1 document of this node's routes |
+//! | `GET /api/docs` (assets `/api/docs/{asset}`) | the API explorer (offline, no CDN) |
 //! | `POST /api/v1/auth/{login,refresh,logout,bootstrap,password}`, `GET /api/v1/auth/me` | sessions |
 //! | `GET/POST /api/v1/users`, `PATCH /api/v1/users/{username}` | users (admin) |
 //! | `GET/POST /api/v1/keys`, `DELETE /api/v1/keys/{id}` | API keys (admin) |
@@ -42,6 +49,7 @@ mod error;
 mod headers;
 pub mod live;
 mod node;
+pub mod openapi;
 mod request_id;
 pub mod routes;
 mod telemetry;
@@ -159,7 +167,9 @@ pub fn routes(role: Role) -> Routes {
             .merge(routes::autonomous::routes())
             .merge(routes::dashboard::routes());
     }
-    api
+    // Last: the API's description, of exactly the routes above.
+    let docs = routes::docs::routes(api.registered());
+    api.merge(docs)
 }
 
 /// The whole API of a node with `role`: its [`routes()`] behind the auth guard, with

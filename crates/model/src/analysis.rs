@@ -14,7 +14,7 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::ValidationError;
 
 /// Who wrote an analysis.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AnalystKind {
     /// The deterministic, built-in analyst (no network, no key).
@@ -46,7 +46,7 @@ impl AnalystKind {
 }
 
 /// Whether an analysis was produced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AnalysisStatus {
     /// The analysis holds a root cause.
@@ -78,7 +78,19 @@ impl AnalysisStatus {
 }
 
 /// What an evidence id refers to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum EvidenceKind {
     /// A system event (`event_id`).
@@ -116,7 +128,9 @@ impl EvidenceKind {
 }
 
 /// One piece of evidence an analysis cites.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 pub struct EvidenceRef {
     /// What the id refers to.
     pub kind: EvidenceKind,
@@ -125,7 +139,19 @@ pub struct EvidenceRef {
 }
 
 /// How risky a suggested action is to carry out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ActionRisk {
     /// Read-only or trivially reversible (look at a dashboard, raise a log level).
@@ -148,7 +174,7 @@ impl ActionRisk {
 }
 
 /// An action the analyst proposes. It is only text: sightline never runs it from here.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SuggestedAction {
     /// A short imperative title ("Roll back checkout to 2.3.1").
     pub title: String,
@@ -163,7 +189,7 @@ pub struct SuggestedAction {
 
 /// A root-cause analysis of one incident, as stored in `ai_analyses` and published on
 /// `analysis.completed`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Analysis {
     /// Deterministic per incident version: see [`Analysis::id_for`].
     pub id: String,
@@ -218,7 +244,7 @@ impl Analysis {
 }
 
 /// What an operator thought of an analysis.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FeedbackVerdict {
     /// Right and useful: its root cause is confirmed.
@@ -260,7 +286,7 @@ impl fmt::Display for FeedbackVerdict {
 }
 
 /// An operator's verdict on an analysis, as stored in `analysis_feedback`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Feedback {
     /// The analysis judged.
     pub analysis_id: String,

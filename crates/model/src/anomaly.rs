@@ -11,7 +11,9 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::Severity;
 
 /// What an anomaly was measured on.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Signal {
     /// A metric series of a service (`latency_ms`, `cpu_usage`, …).
@@ -41,7 +43,7 @@ impl Signal {
 }
 
 /// One abnormal point, as stored in `anomalies` and handed to the correlator.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Anomaly {
     /// Deterministic id: see [`Anomaly::id_for`].
     pub id: String,

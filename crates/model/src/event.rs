@@ -8,7 +8,19 @@ use serde::{Deserialize, Serialize};
 use crate::ValidationError;
 
 /// How bad an event is, from `critical` down to `info`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Service down or data at risk: wake someone up.
@@ -95,7 +107,7 @@ impl fmt::Display for Severity {
 }
 
 /// Which kind of source an event came through.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceType {
     /// The JSON ingestion API.
@@ -134,7 +146,7 @@ impl SourceType {
 /// The field names are those of the Kafka monitoring specification, plus the enrichment
 /// sightline adds at the edge (`source_type`, `fingerprint`, `correlation_id`,
 /// `received_at`). `schemas/system_event.avsc` describes the same record in Avro.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     /// Unique id: the producer's, or a UUIDv7 assigned at ingestion.
     pub event_id: String,

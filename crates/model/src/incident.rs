@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Severity, ValidationError};
 
 /// Where an incident is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum IncidentStatus {
     /// Detected and not yet looked at.
@@ -51,7 +51,7 @@ impl fmt::Display for IncidentStatus {
 }
 
 /// One entry of an incident's timeline: what happened to it, when, and who did it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TimelineEntry {
     /// When, epoch milliseconds.
     pub at: i64,
@@ -66,7 +66,7 @@ pub struct TimelineEntry {
 
 /// An incident, as stored in `incidents` and published on `incidents.detected` /
 /// `incidents.updated`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Incident {
     /// Deterministic for detected incidents (derived from the correlation group and its
     /// first evidence), so redelivery and restarts never duplicate one; a UUIDv7 for
@@ -122,7 +122,7 @@ impl Incident {
 }
 
 /// Why two things were linked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CorrelationKind {
     /// Close in time on the same or related services.
@@ -146,7 +146,7 @@ impl CorrelationKind {
 
 /// One link between a signal (an event or an anomaly) and an incident, as stored in
 /// `event_correlations`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Correlation {
     /// Deterministic: derived from the incident and the linked id.
     pub id: String,
@@ -167,7 +167,7 @@ pub struct Correlation {
 }
 
 /// How a [`Matcher`] compares a label with its value (Alertmanager's four operators).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum MatchOp {
     /// `=`: equal.
     #[serde(rename = "=")]
@@ -185,7 +185,7 @@ pub enum MatchOp {
 
 /// One condition on one label of a signal (`service`, `signal`, `detector`, `severity`,
 /// `environment`, `host`, and any tag).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Matcher {
     /// The label name.
@@ -199,7 +199,7 @@ pub struct Matcher {
 /// A silence or maintenance window: signals whose labels match every matcher between
 /// `starts_at` and `ends_at` open no incident; each suppression is recorded with the
 /// silence's id as the reason.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Silence {
     /// A UUIDv7.
     pub id: String,

@@ -31,7 +31,18 @@ pub const MAX_EXECUTION_SECS: u64 = 24 * 60 * 60;
 /// How dangerous a step (or a whole template) is; the safety controller compares it with
 /// the configured most-risky level that may run without a person.
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum RiskLevel {
@@ -59,7 +70,7 @@ impl RiskLevel {
 }
 
 /// What a step is for (the spec's step types).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StepKind {
     /// Gathers information; changes nothing.
@@ -73,7 +84,9 @@ pub enum StepKind {
 }
 
 /// HTTP method of an `http` action.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum HttpMethod {
     /// GET.
@@ -103,7 +116,7 @@ impl HttpMethod {
 }
 
 /// The JSON dialect of a chat webhook.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ChatFormat {
     /// Slack incoming webhook (`{"text": …}`); Mattermost and Rocket.Chat accept it too.
@@ -113,7 +126,7 @@ pub enum ChatFormat {
 }
 
 /// Where a `notify` action goes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum NotifyChannel {
     /// A chat webhook (sent under the `http` executor's rules).
@@ -134,7 +147,7 @@ pub enum NotifyChannel {
 
 /// One thing a step does. String fields marked "template" may hold `{{path}}`
 /// placeholders filled from the subject; nothing is ever handed to a shell.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Action {
     /// An HTTP request.
@@ -198,7 +211,7 @@ impl Action {
 }
 
 /// One step of a playbook.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
     /// Name, unique within the template.
@@ -230,7 +243,7 @@ fn default_run_secs() -> u64 {
 }
 
 /// A playbook: ordered steps run for a subject when a rule names it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ResponseTemplate {
     /// Id (assigned at creation when absent).
     #[serde(default)]
@@ -502,7 +515,7 @@ fn validate_action(at: &str, action: &Action) -> Result<(), ValidationError> {
 }
 
 /// Where an execution stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ExecutionStatus {
     /// Created, not started yet.
@@ -576,7 +589,7 @@ impl ExecutionStatus {
 }
 
 /// Where one step stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     /// Not reached yet.
@@ -613,7 +626,7 @@ impl StepStatus {
 }
 
 /// An action with every placeholder filled in: exactly what runs (or would run).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum RenderedAction {
     /// An HTTP request.
@@ -664,7 +677,7 @@ pub enum RenderedAction {
 }
 
 /// The record of one step of one execution.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StepRun {
     /// The step's name.
     pub name: String,
@@ -721,7 +734,7 @@ impl StepRun {
 }
 
 /// One run of a playbook for one subject (`rule_executions`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Execution {
     /// Id.
     pub id: String,
@@ -760,7 +773,7 @@ pub struct Execution {
 }
 
 /// An approval request for one step of one execution. Only the token's SHA-256 is kept.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Approval {
     /// Id.
     pub id: String,
@@ -783,7 +796,7 @@ pub struct Approval {
 }
 
 /// What the autonomous service decided to do about a subject.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DecisionKind {
     /// Look closer (diagnostics only).
@@ -809,7 +822,7 @@ impl DecisionKind {
 }
 
 /// One recommended action of a decision: a playbook to run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RecommendedAction {
     /// Id within the decision (`a1`, `a2`, …), named by `execute`.
     pub action_id: String,
@@ -826,7 +839,7 @@ pub struct RecommendedAction {
 }
 
 /// A decision of the autonomous service (`decision_log`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Decision {
     /// Id.
     pub id: String,

@@ -32,7 +32,7 @@ pub mod rule_limits {
 }
 
 /// What a rule is evaluated against.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AppliesTo {
     /// System events from `system-events`.
@@ -68,7 +68,7 @@ impl AppliesTo {
 }
 
 /// How often one group of one rule may fire.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Throttle {
     /// At most once within `minutes` of the previous firing of the group (a fixed quiet
@@ -96,7 +96,7 @@ impl Throttle {
 }
 
 /// What a client submits to create or replace a rule (`POST`/`PUT /api/v1/rules/triggers`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerRuleSpec {
     /// Human name.
@@ -144,7 +144,7 @@ fn yes() -> bool {
 }
 
 /// A stored trigger rule (table `trigger_rules`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TriggerRule {
     /// A UUIDv7.
     pub id: String,

@@ -12,7 +12,19 @@ use crate::ValidationError;
 
 /// A user's role. Each role can do everything the roles before it can:
 /// `viewer < engineer < approver < admin`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Views metrics, events, incidents, analyses and dashboards (the LiveOps spec's
@@ -72,7 +84,19 @@ impl FromStr for Role {
 
 /// What an API key may do. Keys are for producers and integrations, so their powers are
 /// narrow and explicit rather than a role.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 pub enum Scope {
     /// Send events (`POST /api/v1/events`, batch, webhook).
     #[serde(rename = "ingest:events")]
@@ -152,7 +176,7 @@ impl FromStr for Scope {
 }
 
 /// A local user, without the password hash.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct User {
     /// Stable id (UUIDv7).
     pub id: String,
@@ -169,7 +193,7 @@ pub struct User {
 }
 
 /// An API key's public description; the secret itself is only ever shown once, at creation.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApiKey {
     /// Public id, also the key's visible prefix (`slk_<id>_…`).
     pub id: String,
@@ -190,7 +214,7 @@ pub struct ApiKey {
 }
 
 /// Who did something recorded in the audit log.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ActorKind {
     /// A logged-in user.
@@ -236,7 +260,7 @@ impl FromStr for ActorKind {
 }
 
 /// One line of the audit trail: who did what, when, from where, and what changed.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// Id (UUIDv7, so ids sort by time).
     pub id: String,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::ValidationError;
 
 /// One service in the graph.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceNode {
     /// The services this one calls (its dependencies: a fault there shows up here).
@@ -28,7 +28,7 @@ fn default_criticality() -> f64 {
 }
 
 /// The whole graph, keyed by service name.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Topology {
     /// Every known service.

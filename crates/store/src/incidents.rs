@@ -46,7 +46,7 @@ pub(crate) const ROWS_PER_INSERT: usize = 500;
 pub(crate) const IDS_PER_STATEMENT: usize = 1000;
 
 /// A stored anomaly and the incident it was linked to, if any.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StoredAnomaly {
     /// The anomaly as written.
     #[serde(flatten)]

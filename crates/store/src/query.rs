@@ -71,7 +71,7 @@ impl Cursor {
 }
 
 /// One page of results and the cursor for the next, if there is one.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     /// The rows, newest first.
     pub items: Vec<T>,
@@ -105,7 +105,7 @@ pub struct EventQuery {
 }
 
 /// What analytics counts group by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GroupBy {
     /// By severity.
@@ -155,7 +155,7 @@ pub struct AnalyticsQuery {
 }
 
 /// The count of one group.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct GroupCount {
     /// The group's value (`""` for a missing host).
     pub key: String,
@@ -164,7 +164,7 @@ pub struct GroupCount {
 }
 
 /// Counts per group within one time bucket.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct BucketCounts {
     /// Bucket start, epoch ms.
     pub start_ms: i64,
@@ -173,7 +173,7 @@ pub struct BucketCounts {
 }
 
 /// Result of an analytics query.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Analytics {
     /// Grouping used.
     pub group_by: GroupBy,
@@ -210,7 +210,7 @@ pub struct MetricQuery {
 
 /// A stored metric point with its id (`{partition}-{offset}` of its log record, zero-padded
 /// so ids sort like positions).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct MetricPoint {
     /// Stable id.
     pub id: String,

@@ -19,7 +19,7 @@ pub const MAX_ROLLUP_ROWS: u32 = 10_000;
 pub const ROLLUP_WINDOWS: [&str; 3] = ["1m", "5m", "15m"];
 
 /// One metric rollup: a `(service, metric)` series aggregated over one window.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct RollupRow {
     /// Deterministic id (`service|metric|window|window_start`).
     pub id: String,
@@ -50,7 +50,7 @@ pub struct RollupRow {
 }
 
 /// Events of one service and severity in one window.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct EventCountRow {
     /// Deterministic id (`service|severity|window_start`).
     pub id: String,

@@ -29,6 +29,10 @@ pub const POLICY: &[(&str, &str, Access)] = &[
     // The dashboard's files hold no data; its API calls carry the user's token.
     ("GET", "/", Public),
     ("GET", "/ui/{*path}", Public),
+    // The API's description and its explorer.
+    ("GET", "/api/openapi.json", Public),
+    ("GET", "/api/docs", Public),
+    ("GET", "/api/docs/{asset}", Public),
     // Sessions.
     ("POST", "/api/v1/auth/login", Public),
     ("POST", "/api/v1/auth/refresh", Public),

@@ -11,6 +11,7 @@ use sightline_auth::{Actor, KeyRequest, Principal};
 use sightline_model::{Role, Scope, Secret};
 use sightline_store::AuditQuery;
 
+use super::items::Items;
 use super::params::{self, reject_unknown};
 use crate::auth::ClientIp;
 use crate::body::{SmallBody, parse_json};
@@ -32,19 +33,45 @@ fn actor(principal: &Principal, ClientIp(ip): ClientIp) -> Actor {
     Actor::principal(principal, ip)
 }
 
-async fn list_users(State(state): State<AppState>) -> Result<Response, ApiError> {
-    Ok(Json(serde_json::json!({ "items": state.auth.list_users().await? })).into_response())
+/// List users.
+#[utoipa::path(
+    get,
+    path = "/api/v1/users",
+    tag = "admin",
+    responses(
+        (status = 200, description = "Every user (without password hashes).", body = Items<sightline_model::User>),
+    ),
+)]
+pub(crate) async fn list_users(State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(Json(Items {
+        items: state.auth.list_users().await?,
+    })
+    .into_response())
 }
 
-#[derive(Deserialize)]
+/// `POST /api/v1/users`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewUser {
     username: String,
+    #[schema(value_type = String, format = Password)]
     password: Secret,
     role: Role,
 }
 
-async fn create_user(
+/// Create a user.
+#[utoipa::path(
+    post,
+    path = "/api/v1/users",
+    tag = "admin",
+    request_body = NewUser,
+    responses(
+        (status = 201, description = "The user.", body = sightline_model::User),
+        (status = 400, description = "Invalid username or password."),
+        (status = 409, description = "The username is taken."),
+    ),
+)]
+pub(crate) async fn create_user(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Extension(ip): Extension<ClientIp>,
@@ -62,15 +89,31 @@ async fn create_user(
     Ok((StatusCode::CREATED, Json(user)).into_response())
 }
 
-#[derive(Deserialize)]
+/// `PATCH /api/v1/users/{username}`: the fields to change.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UserPatch {
     role: Option<Role>,
     disabled: Option<bool>,
+    #[schema(value_type = Option<String>, format = Password)]
     password: Option<Secret>,
 }
 
-async fn update_user(
+/// Change a user's role, password or disabled flag.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/users/{username}",
+    tag = "admin",
+    params(
+        ("username" = String, Path, description = "The login name."),
+    ),
+    request_body = UserPatch,
+    responses(
+        (status = 200, description = "The user as stored.", body = sightline_model::User),
+        (status = 404, description = "No such user."),
+    ),
+)]
+pub(crate) async fn update_user(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Extension(ip): Extension<ClientIp>,
@@ -91,11 +134,24 @@ async fn update_user(
     Ok(Json(user).into_response())
 }
 
-async fn list_keys(State(state): State<AppState>) -> Result<Response, ApiError> {
-    Ok(Json(serde_json::json!({ "items": state.auth.list_keys().await? })).into_response())
+/// List API keys.
+#[utoipa::path(
+    get,
+    path = "/api/v1/keys",
+    tag = "admin",
+    responses(
+        (status = 200, description = "Every API key (public descriptions; never the secret).", body = Items<sightline_model::ApiKey>),
+    ),
+)]
+pub(crate) async fn list_keys(State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(Json(Items {
+        items: state.auth.list_keys().await?,
+    })
+    .into_response())
 }
 
-#[derive(Deserialize)]
+/// `POST /api/v1/keys`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewKey {
     name: String,
@@ -105,7 +161,17 @@ struct NewKey {
     rate_per_minute: Option<u32>,
 }
 
-async fn create_key(
+/// Create an API key.
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys",
+    tag = "admin",
+    request_body = NewKey,
+    responses(
+        (status = 201, description = "The key with its secret `token`, shown this once.", body = Object),
+    ),
+)]
+pub(crate) async fn create_key(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Extension(ip): Extension<ClientIp>,
@@ -135,7 +201,20 @@ async fn create_key(
         .into_response())
 }
 
-async fn revoke_key(
+/// Revoke an API key.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/keys/{id}",
+    tag = "admin",
+    params(
+        ("id" = String, Path, description = "The key id."),
+    ),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 404, description = "No such key."),
+    ),
+)]
+pub(crate) async fn revoke_key(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Extension(ip): Extension<ClientIp>,
@@ -145,8 +224,27 @@ async fn revoke_key(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Read the audit trail.
+///
 /// `GET /api/v1/audit?actor=&action=&from=&to=&hours=&limit=&cursor=`, newest first.
-async fn audit(
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    tag = "admin",
+    params(
+        ("actor" = Option<String>, Query, description = "Only entries of this actor (username or key id)."),
+        ("action" = Option<String>, Query, description = "Only actions starting with this prefix, e.g. `user.`."),
+        ("from" = Option<String>, Query, description = "Start of the time range (inclusive): epoch ms or RFC 3339."),
+        ("to" = Option<String>, Query, description = "End of the time range (exclusive): epoch ms or RFC 3339."),
+        ("hours" = Option<f64>, Query, description = "The last N hours (`from` = now − N h)."),
+        ("limit" = Option<u32>, Query, description = "Page size, at least 1 (default 50; above 1000 capped to 1000)."),
+        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page."),
+    ),
+    responses(
+        (status = 200, description = "Entries, newest first, keyset-paginated.", body = sightline_store::Page<sightline_model::AuditEntry>),
+    ),
+)]
+pub(crate) async fn audit(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {

@@ -70,9 +70,23 @@ async fn latest(state: &AppState, incident_id: &str) -> Result<Option<Analysis>,
     Ok(stored)
 }
 
+/// An incident's latest root-cause analysis.
+///
 /// `GET /api/v1/analysis/{incidentId}`: the incident's latest analysis (404 when it has
 /// none yet).
-async fn get_one(
+#[utoipa::path(
+    get,
+    path = "/api/v1/analysis/{incident_id}",
+    tag = "analysis",
+    params(
+        ("incident_id" = String, Path, description = "The incident id."),
+    ),
+    responses(
+        (status = 200, description = "The analysis.", body = sightline_model::Analysis),
+        (status = 404, description = "The incident has no analysis yet."),
+    ),
+)]
+pub(crate) async fn get_one(
     State(state): State<AppState>,
     Path(incident_id): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -84,18 +98,33 @@ async fn get_one(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = GenerateAnalysis)]
 struct Generate {
     incident_id: String,
     #[serde(default)]
     force: bool,
 }
 
+/// Generate a root-cause analysis.
+///
 /// `POST /api/v1/analysis/generate {incident_id, force?}`: without `force`, the existing
 /// analysis (200) or, when there is none, a new one (201); with `force`, a new analysis
 /// now (201). New analyses are stored, published on `analysis.completed` and cached.
-async fn generate(
+#[utoipa::path(
+    post,
+    path = "/api/v1/analysis/generate",
+    tag = "analysis",
+    request_body = Generate,
+    responses(
+        (status = 200, description = "The existing analysis (without `force`).", body = sightline_model::Analysis),
+        (status = 201, description = "A new analysis.", body = sightline_model::Analysis),
+        (status = 404, description = "No such incident."),
+        (status = 422, description = "An invalid field."),
+    ),
+)]
+pub(crate) async fn generate(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
@@ -171,17 +200,34 @@ async fn generate(
     Ok((StatusCode::CREATED, Json(analysis)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = AnalysisFeedback)]
 struct FeedbackBody {
     verdict: String,
     #[serde(default)]
     notes: Option<String>,
 }
 
+/// Give feedback on an analysis.
+///
 /// `POST /api/v1/analysis/{analysisId}/feedback {verdict: helpful|not_helpful|incorrect,
 /// notes?}`: 201 with the stored feedback; audited.
-async fn feedback(
+#[utoipa::path(
+    post,
+    path = "/api/v1/analysis/{analysis_id}/feedback",
+    tag = "analysis",
+    params(
+        ("analysis_id" = String, Path, description = "The analysis id."),
+    ),
+    request_body = FeedbackBody,
+    responses(
+        (status = 201, description = "The stored feedback.", body = sightline_model::Feedback),
+        (status = 404, description = "No such analysis."),
+        (status = 422, description = "An invalid verdict or notes."),
+    ),
+)]
+pub(crate) async fn feedback(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Extension(ClientIp(ip)): Extension<ClientIp>,

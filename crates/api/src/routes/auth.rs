@@ -24,14 +24,30 @@ pub fn routes() -> super::Routes {
         .post("/api/v1/auth/password", change_password)
 }
 
-#[derive(Deserialize)]
+/// `POST /api/v1/auth/login`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Login {
     username: String,
+    #[schema(value_type = String, format = Password)]
     password: Secret,
 }
 
-async fn login(
+/// Log in.
+///
+/// Exchanges a username and password for an access token (JWT) and a refresh token.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "auth",
+    request_body = Login,
+    responses(
+        (status = 200, description = "The session: `{access_token, token_type, expires_in, refresh_token, …}`.", body = Object),
+        (status = 401, description = "Unknown user or wrong password."),
+        (status = 429, description = "Too many failed attempts; retry after `Retry-After` seconds."),
+    ),
+)]
+pub(crate) async fn login(
     State(state): State<AppState>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
     SmallBody(body): SmallBody,
@@ -41,13 +57,29 @@ async fn login(
     Ok(no_store(Json(session)))
 }
 
-#[derive(Deserialize)]
+/// `POST /api/v1/auth/refresh`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Refresh {
+    #[schema(value_type = String, format = Password)]
     refresh_token: Secret,
 }
 
-async fn refresh(
+/// Refresh a session.
+///
+/// A new access token for a refresh token; the refresh token is rotated (the old one stops
+/// working).
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/refresh",
+    tag = "auth",
+    request_body = Refresh,
+    responses(
+        (status = 200, description = "The new session, as `login` answers it.", body = Object),
+        (status = 401, description = "Unknown, expired or revoked refresh token."),
+    ),
+)]
+pub(crate) async fn refresh(
     State(state): State<AppState>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
     SmallBody(body): SmallBody,
@@ -57,14 +89,30 @@ async fn refresh(
     Ok(no_store(Json(session)))
 }
 
-#[derive(Deserialize, Default)]
+/// `POST /api/v1/auth/logout`.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Logout {
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = Password)]
     refresh_token: Option<Secret>,
 }
 
-async fn logout(
+/// Log out.
+///
+/// Revokes the refresh token in the body and/or the access token of the `Authorization`
+/// header.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "auth",
+    request_body(content = Option<Logout>, description = "Optional: the refresh token to revoke."),
+    responses(
+        (status = 204, description = "Logged out."),
+        (status = 400, description = "Neither a refresh token nor an access token was sent."),
+    ),
+)]
+pub(crate) async fn logout(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
@@ -97,15 +145,34 @@ async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+/// `POST /api/v1/auth/bootstrap`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Bootstrap {
+    /// The one-time bootstrap token the node logged at start-up.
+    #[schema(value_type = String, format = Password)]
     token: Secret,
     username: String,
+    #[schema(value_type = String, format = Password)]
     password: Secret,
 }
 
-async fn bootstrap(
+/// Create the first admin.
+///
+/// Creates the first administrator with the one-time bootstrap token; refused once any
+/// user exists.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/bootstrap",
+    tag = "auth",
+    request_body = Bootstrap,
+    responses(
+        (status = 201, description = "The admin user.", body = sightline_model::User),
+        (status = 401, description = "Wrong or used bootstrap token."),
+        (status = 409, description = "A user exists already."),
+    ),
+)]
+pub(crate) async fn bootstrap(
     State(state): State<AppState>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
     SmallBody(body): SmallBody,
@@ -122,18 +189,44 @@ async fn bootstrap(
     Ok((StatusCode::CREATED, Json(user)).into_response())
 }
 
-async fn me(Extension(principal): Extension<Principal>) -> Json<Principal> {
+/// Who am I.
+///
+/// The caller as the server sees it: a user (id, username, role) or an API key (id,
+/// scopes).
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/me",
+    tag = "auth",
+    responses((status = 200, description = "The caller (`{kind: user|api_key|…, …}`).", body = Object)),
+)]
+pub(crate) async fn me(Extension(principal): Extension<Principal>) -> Json<Principal> {
     Json(principal)
 }
 
-#[derive(Deserialize)]
+/// `POST /api/v1/auth/password`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ChangePassword {
+    #[schema(value_type = String, format = Password)]
     current_password: Secret,
+    #[schema(value_type = String, format = Password)]
     new_password: Secret,
 }
 
-async fn change_password(
+/// Change my password.
+///
+/// The caller's own password; the current one is asked again.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/password",
+    tag = "auth",
+    request_body = ChangePassword,
+    responses(
+        (status = 204, description = "Changed."),
+        (status = 400, description = "The new password is not acceptable."),
+    ),
+)]
+pub(crate) async fn change_password(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Extension(ClientIp(ip)): Extension<ClientIp>,

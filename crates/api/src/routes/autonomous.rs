@@ -19,6 +19,7 @@ use sightline_model::ValidationError;
 use sightline_respond::decision::{AnalysisContext, ExecutionOptions, SubjectRef};
 use sightline_store::DecisionQuery;
 
+use super::items::Items;
 use super::params::{self, reject_unknown};
 use super::responses::{Responses, respond_error, run_actor};
 use crate::auth::ClientIp;
@@ -39,16 +40,29 @@ fn invalid(field: &str, reason: &str) -> ApiError {
     ApiError::Invalid(ValidationError::new(field, reason))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AnalyzeBody {
     event_id: Option<String>,
     incident_id: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     context: AnalysisContext,
 }
 
-async fn analyze(
+/// Decide how to respond to an event or incident.
+#[utoipa::path(
+    post,
+    path = "/api/v1/autonomous/analyze",
+    tag = "autonomous",
+    request_body = AnalyzeBody,
+    responses(
+        (status = 201, description = "The decision with its recommended actions.", body = sightline_model::Decision),
+        (status = 404, description = "No such event or incident."),
+        (status = 422, description = "Give exactly one of `event_id` or `incident_id`."),
+    ),
+)]
+pub(crate) async fn analyze(
     Extension(responses): Extension<Responses>,
     Extension(principal): Extension<Principal>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
@@ -69,7 +83,7 @@ async fn analyze(
     Ok((StatusCode::CREATED, Json(decision)).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ExecuteBody {
     decision_id: String,
@@ -77,10 +91,23 @@ struct ExecuteBody {
     #[serde(default)]
     approval_token: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     execution_options: ExecutionOptions,
 }
 
-async fn execute(
+/// Run a decision's recommended action.
+#[utoipa::path(
+    post,
+    path = "/api/v1/autonomous/execute",
+    tag = "autonomous",
+    request_body = ExecuteBody,
+    responses(
+        (status = 202, description = "The execution, started (or paused for approval).", body = sightline_model::Execution),
+        (status = 404, description = "No such decision or action."),
+        (status = 409, description = "Refused by the safety controller."),
+    ),
+)]
+pub(crate) async fn execute(
     Extension(responses): Extension<Responses>,
     Extension(principal): Extension<Principal>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
@@ -108,7 +135,23 @@ async fn execute(
     Ok((StatusCode::ACCEPTED, Json(execution)).into_response())
 }
 
-async fn decisions(
+/// List decisions.
+#[utoipa::path(
+    get,
+    path = "/api/v1/autonomous/decisions",
+    tag = "autonomous",
+    params(
+        ("event_id" = Option<String>, Query, description = "Only decisions about this event."),
+        ("incident_id" = Option<String>, Query, description = "Only decisions about this incident."),
+        ("timerange" = Option<String>, Query, description = "How far back, e.g. `24h`."),
+        ("limit" = Option<u32>, Query, description = "At most this many (default 50, at most 1000)."),
+    ),
+    responses(
+        (status = 200, description = "Decisions, newest first.", body = Items<sightline_model::Decision>),
+        (status = 400, description = "An invalid parameter."),
+    ),
+)]
+pub(crate) async fn decisions(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
@@ -127,11 +170,12 @@ async fn decisions(
             limit: params::limit(get("limit"))?,
         })
         .await?;
-    Ok(Json(serde_json::json!({ "items": items })).into_response())
+    Ok(Json(Items { items }).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = DecisionFeedback)]
 struct FeedbackBody {
     decision_id: String,
     /// How it turned out (`resolved`, `false_positive`, `made_worse`, …).
@@ -142,7 +186,19 @@ struct FeedbackBody {
     comment: Option<String>,
 }
 
-async fn feedback(
+/// Record how a decision turned out.
+#[utoipa::path(
+    post,
+    path = "/api/v1/autonomous/feedback",
+    tag = "autonomous",
+    request_body = FeedbackBody,
+    responses(
+        (status = 200, description = "The decision with its feedback.", body = sightline_model::Decision),
+        (status = 404, description = "No such decision."),
+        (status = 422, description = "An invalid outcome or comment."),
+    ),
+)]
+pub(crate) async fn feedback(
     Extension(responses): Extension<Responses>,
     Extension(principal): Extension<Principal>,
     Extension(ClientIp(ip)): Extension<ClientIp>,

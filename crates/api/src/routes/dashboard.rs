@@ -20,11 +20,37 @@ pub fn routes() -> super::Routes {
         .get("/ui/{*path}", file)
 }
 
-async fn index(headers: HeaderMap) -> Response {
+/// The dashboard page.
+///
+/// The single page of the web dashboard; its calls to the API carry the user's token.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "dashboard",
+    responses(
+        (status = 200, description = "The page.", content_type = "text/html", body = String),
+        (status = 304, description = "Unchanged since the `ETag` sent in `If-None-Match`."),
+    ),
+)]
+pub(crate) async fn index(headers: HeaderMap) -> Response {
     serve(sightline_dashboard::index(), &headers)
 }
 
-async fn file(Path(path): Path<String>, headers: HeaderMap) -> Response {
+/// A dashboard file.
+///
+/// A module, style sheet or image of the dashboard.
+#[utoipa::path(
+    get,
+    path = "/ui/{path}",
+    tag = "dashboard",
+    params(("path" = String, Path, description = "The file's path under `/ui/` (may hold `/`).")),
+    responses(
+        (status = 200, description = "The file, with its content type.", content_type = "application/octet-stream", body = String),
+        (status = 304, description = "Unchanged since the `ETag` sent in `If-None-Match`."),
+        (status = 404, description = "No such file."),
+    ),
+)]
+pub(crate) async fn file(Path(path): Path<String>, headers: HeaderMap) -> Response {
     serve(sightline_dashboard::asset(&path), &headers)
 }
 

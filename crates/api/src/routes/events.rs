@@ -19,8 +19,33 @@ pub fn routes() -> super::Routes {
         .get("/api/v1/events/{id}", by_id)
 }
 
+/// Search events.
+///
 /// `GET /api/v1/events?severity=&hours=&from=&to=&host=&service=&event_type=&environment=&q=&limit=&cursor=`
-async fn list(
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    tag = "events",
+    params(
+        ("severity" = Option<String>, Query, description = "Comma list of severities (`critical,high,…`)."),
+        ("host" = Option<String>, Query, description = "Exact host."),
+        ("service" = Option<String>, Query, description = "Exact service name (alias `service_name`)."),
+        ("service_name" = Option<String>, Query, description = "Alias of `service`."),
+        ("event_type" = Option<String>, Query, description = "Event type, case-insensitive."),
+        ("environment" = Option<String>, Query, description = "Environment, case-insensitive."),
+        ("q" = Option<String>, Query, description = "Full-text search in `details`."),
+        ("from" = Option<String>, Query, description = "Start of the time range (inclusive): epoch ms or RFC 3339."),
+        ("to" = Option<String>, Query, description = "End of the time range (exclusive): epoch ms or RFC 3339."),
+        ("hours" = Option<f64>, Query, description = "The last N hours (`from` = now − N h)."),
+        ("limit" = Option<u32>, Query, description = "Page size, at least 1 (default 50; above 1000 capped to 1000)."),
+        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page."),
+    ),
+    responses(
+        (status = 200, description = "Matching events, newest first, keyset-paginated.", body = sightline_store::Page<sightline_model::Event>),
+        (status = 400, description = "An invalid parameter."),
+    ),
+)]
+pub(crate) async fn list(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Event>>, ApiError> {
@@ -64,7 +89,20 @@ async fn list(
     Ok(Json(state.store.query_events(&query).await?))
 }
 
-async fn by_id(
+/// Get one event.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events/{id}",
+    tag = "events",
+    params(
+        ("id" = String, Path, description = "The event id."),
+    ),
+    responses(
+        (status = 200, description = "The event.", body = sightline_model::Event),
+        (status = 404, description = "No event with this id."),
+    ),
+)]
+pub(crate) async fn by_id(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Event>, ApiError> {
@@ -87,8 +125,24 @@ const BUCKETS_MS: &[i64] = &[
     7 * 86_400_000,
 ];
 
+/// Count events per group and time bucket.
+///
 /// `GET /api/v1/events/analytics?timerange=24h&groupby=severity|service|event_type|host`
-async fn analytics(
+#[utoipa::path(
+    get,
+    path = "/api/v1/events/analytics",
+    tag = "events",
+    params(
+        ("timerange" = Option<String>, Query, description = "How far back, e.g. `24h` (default), `7d`."),
+        ("groupby" = Option<String>, Query, description = "`severity` (default), `service`, `event_type` or `host`."),
+        ("bucket" = Option<String>, Query, description = "Bucket width, e.g. `5m` (default: the smallest giving at most 60 buckets)."),
+    ),
+    responses(
+        (status = 200, description = "Counts per group and per bucket.", body = sightline_store::Analytics),
+        (status = 400, description = "An invalid parameter."),
+    ),
+)]
+pub(crate) async fn analytics(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Analytics>, ApiError> {

@@ -14,6 +14,7 @@ use sightline_auth::{Actor, Principal};
 use sightline_model::{ExecutionStatus, ValidationError};
 use sightline_store::ExecutionQuery;
 
+use super::items::Items;
 use super::params::{self, reject_unknown};
 use super::responses::{Responses, respond_error, run_actor};
 use crate::auth::ClientIp;
@@ -29,7 +30,23 @@ pub fn routes() -> super::Routes {
         .post("/api/v1/executions/{id}/reject", reject)
 }
 
-async fn list(
+/// List playbook runs.
+#[utoipa::path(
+    get,
+    path = "/api/v1/executions",
+    tag = "executions",
+    params(
+        ("rule_id" = Option<String>, Query, description = "Only runs fired by this trigger rule."),
+        ("template_id" = Option<String>, Query, description = "Only runs of this playbook."),
+        ("status" = Option<String>, Query, description = "Comma list of statuses."),
+        ("limit" = Option<u32>, Query, description = "At most this many (default 50, at most 1000)."),
+    ),
+    responses(
+        (status = 200, description = "Runs, newest first.", body = Items<sightline_model::Execution>),
+        (status = 400, description = "An invalid parameter."),
+    ),
+)]
+pub(crate) async fn list(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
@@ -51,10 +68,23 @@ async fn list(
             limit: params::limit(get("limit"))?,
         })
         .await?;
-    Ok(Json(serde_json::json!({ "items": items })).into_response())
+    Ok(Json(Items { items }).into_response())
 }
 
-async fn get_one(
+/// Get one playbook run.
+#[utoipa::path(
+    get,
+    path = "/api/v1/executions/{id}",
+    tag = "executions",
+    params(
+        ("id" = String, Path, description = "The execution id."),
+    ),
+    responses(
+        (status = 200, description = "The run with its steps.", body = sightline_model::Execution),
+        (status = 404, description = "No such run."),
+    ),
+)]
+pub(crate) async fn get_one(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -64,8 +94,9 @@ async fn get_one(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ApprovalToken)]
 struct Decision {
     token: String,
 }
@@ -95,8 +126,25 @@ async fn decide(
     Ok(Json(execution).into_response())
 }
 
+/// Approve a paused run.
+///
 /// `POST /api/v1/executions/{id}/approve {token}`: resumes the paused run.
-async fn approve(
+#[utoipa::path(
+    post,
+    path = "/api/v1/executions/{id}/approve",
+    tag = "executions",
+    params(
+        ("id" = String, Path, description = "The execution id."),
+    ),
+    request_body = Decision,
+    responses(
+        (status = 200, description = "The run, resumed.", body = sightline_model::Execution),
+        (status = 404, description = "No such run."),
+        (status = 409, description = "The run is not waiting for approval."),
+        (status = 410, description = "The approval token expired."),
+    ),
+)]
+pub(crate) async fn approve(
     Extension(responses): Extension<Responses>,
     Extension(principal): Extension<Principal>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
@@ -106,8 +154,25 @@ async fn approve(
     decide(&responses, &principal, ip, &id, &body, true).await
 }
 
+/// Reject a paused run.
+///
 /// `POST /api/v1/executions/{id}/reject {token}`: ends the paused run as `rejected`.
-async fn reject(
+#[utoipa::path(
+    post,
+    path = "/api/v1/executions/{id}/reject",
+    tag = "executions",
+    params(
+        ("id" = String, Path, description = "The execution id."),
+    ),
+    request_body = Decision,
+    responses(
+        (status = 200, description = "The run, ended as `rejected`.", body = sightline_model::Execution),
+        (status = 404, description = "No such run."),
+        (status = 409, description = "The run is not waiting for approval."),
+        (status = 410, description = "The approval token expired."),
+    ),
+)]
+pub(crate) async fn reject(
     Extension(responses): Extension<Responses>,
     Extension(principal): Extension<Principal>,
     Extension(ClientIp(ip)): Extension<ClientIp>,

@@ -22,6 +22,7 @@ use sightline_store::{
     AnomalyQuery, IncidentPatch, IncidentQuery, MAX_CORRELATIONS, MAX_PAGE, StoredAnomaly,
 };
 
+use super::items::Items;
 use super::params::{self, bad, reject_unknown};
 use crate::auth::ClientIp;
 use crate::body::{SmallBody, parse_json};
@@ -79,9 +80,31 @@ fn comma_list<T>(
         .collect()
 }
 
+/// List incidents.
+///
 /// `GET /api/v1/incidents?status=&severity=|min_severity=&service=&from=&to=&hours=&limit=&cursor=`:
 /// newest detected first, `{items, next_cursor}`.
-async fn list(
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents",
+    tag = "incidents",
+    params(
+        ("status" = Option<String>, Query, description = "Comma list: `open`, `acknowledged`, `resolved`."),
+        ("severity" = Option<String>, Query, description = "Comma list of severities (not with `min_severity`)."),
+        ("min_severity" = Option<String>, Query, description = "This severity or worse (not with `severity`)."),
+        ("service" = Option<String>, Query, description = "Exact service name."),
+        ("from" = Option<String>, Query, description = "Start of the time range (inclusive): epoch ms or RFC 3339."),
+        ("to" = Option<String>, Query, description = "End of the time range (exclusive): epoch ms or RFC 3339."),
+        ("hours" = Option<f64>, Query, description = "The last N hours (`from` = now − N h)."),
+        ("limit" = Option<u32>, Query, description = "Page size, at least 1 (default 50; above 1000 capped to 1000)."),
+        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page."),
+    ),
+    responses(
+        (status = 200, description = "Incidents, newest detected first, keyset-paginated.", body = sightline_store::Page<sightline_model::Incident>),
+        (status = 400, description = "An invalid parameter."),
+    ),
+)]
+pub(crate) async fn list(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
@@ -130,8 +153,18 @@ async fn list(
     Ok(Json(state.store.query_incidents(&query).await?).into_response())
 }
 
+/// Count incidents per status.
+///
 /// `GET /api/v1/incidents/stats`: how many incidents are in each status.
-async fn stats(
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents/stats",
+    tag = "incidents",
+    responses(
+        (status = 200, description = "`{open, acknowledged, resolved, total}`.", body = Object),
+    ),
+)]
+pub(crate) async fn stats(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
@@ -147,7 +180,7 @@ async fn stats(
 }
 
 /// One incident with its evidence.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct IncidentDetail {
     #[serde(flatten)]
     incident: Incident,
@@ -169,9 +202,23 @@ async fn load(state: &AppState, id: &str) -> Result<Incident, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("no incident with id '{id}'")))
 }
 
+/// Get one incident with its evidence.
+///
 /// `GET /api/v1/incidents/{id}`: the incident (with its `timeline`) plus its `anomalies`,
 /// `correlations` and `events`.
-async fn get_one(
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents/{id}",
+    tag = "incidents",
+    params(
+        ("id" = String, Path, description = "The incident id."),
+    ),
+    responses(
+        (status = 200, description = "The incident with its anomalies, correlations and events.", body = IncidentDetail),
+        (status = 404, description = "No incident with this id."),
+    ),
+)]
+pub(crate) async fn get_one(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -225,7 +272,8 @@ async fn publish(state: &AppState, topic: &str, incident: &Incident) -> Result<(
         })
 }
 
-#[derive(Deserialize)]
+/// `POST /api/v1/incidents`: an incident opened by hand.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewIncident {
     title: String,
@@ -255,8 +303,21 @@ fn name(field: &str, raw: &str) -> Result<String, ApiError> {
     Ok(v.to_owned())
 }
 
+/// Open an incident by hand.
+///
 /// `POST /api/v1/incidents`: an incident opened by hand; 201 with it.
-async fn create(
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents",
+    tag = "incidents",
+    request_body = NewIncident,
+    responses(
+        (status = 201, description = "The incident, published on `incidents.detected`.", body = sightline_model::Incident),
+        (status = 422, description = "An invalid field."),
+        (status = 503, description = "Stored but not published: the event log is unavailable."),
+    ),
+)]
+pub(crate) async fn create(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
@@ -365,21 +426,41 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
     Option::<String>::deserialize(d).map(Some)
 }
 
-#[derive(Deserialize)]
+/// `PATCH /api/v1/incidents/{id}`: what the operator changes (at least one field).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = IncidentChange)]
 struct Change {
     #[serde(default)]
     status: Option<String>,
     /// `null` unassigns.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     assignee: Option<Option<String>>,
     #[serde(default)]
     note: Option<String>,
 }
 
+/// Change an incident's status, assignee or notes.
+///
 /// `PATCH /api/v1/incidents/{id}` `{status?, assignee? (null unassigns), note?}`: 200 with
 /// the incident as stored; published on `incidents.updated`.
-async fn update(
+#[utoipa::path(
+    patch,
+    path = "/api/v1/incidents/{id}",
+    tag = "incidents",
+    params(
+        ("id" = String, Path, description = "The incident id."),
+    ),
+    request_body = Change,
+    responses(
+        (status = 200, description = "The incident as stored, published on `incidents.updated`.", body = sightline_model::Incident),
+        (status = 404, description = "No incident with this id."),
+        (status = 409, description = "A status change that is not allowed."),
+        (status = 422, description = "An invalid field, or nothing to change."),
+    ),
+)]
+pub(crate) async fn update(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
@@ -455,9 +536,30 @@ async fn update(
     Ok(Json(incident).into_response())
 }
 
+/// List anomalies (detector output).
+///
 /// `GET /api/v1/anomalies?service=&detector=&incident_id=&from=&to=&hours=&limit=&cursor=`:
 /// newest first, `{items, next_cursor}`.
-async fn anomalies(
+#[utoipa::path(
+    get,
+    path = "/api/v1/anomalies",
+    tag = "incidents",
+    params(
+        ("service" = Option<String>, Query, description = "Exact service name."),
+        ("detector" = Option<String>, Query, description = "Detector name."),
+        ("incident_id" = Option<String>, Query, description = "Only anomalies linked to this incident."),
+        ("from" = Option<String>, Query, description = "Start of the time range (inclusive): epoch ms or RFC 3339."),
+        ("to" = Option<String>, Query, description = "End of the time range (exclusive): epoch ms or RFC 3339."),
+        ("hours" = Option<f64>, Query, description = "The last N hours (`from` = now − N h)."),
+        ("limit" = Option<u32>, Query, description = "Page size, at least 1 (default 50; above 1000 capped to 1000)."),
+        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page."),
+    ),
+    responses(
+        (status = 200, description = "Anomalies, newest first, keyset-paginated.", body = sightline_store::Page<sightline_store::StoredAnomaly>),
+        (status = 400, description = "An invalid parameter."),
+    ),
+)]
+pub(crate) async fn anomalies(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
@@ -488,9 +590,23 @@ async fn anomalies(
     Ok(Json(state.store.query_anomalies(&query).await?).into_response())
 }
 
+/// Correlations of an event or anomaly.
+///
 /// `GET /api/v1/events/{id}/correlations?limit=`: the correlations in which the event (or
 /// anomaly) is the source or the target, newest first, `{items}`.
-async fn event_correlations(
+#[utoipa::path(
+    get,
+    path = "/api/v1/events/{id}/correlations",
+    tag = "incidents",
+    params(
+        ("id" = String, Path, description = "The event or anomaly id."),
+        ("limit" = Option<u32>, Query, description = "At most this many (default 100, at most 1000)."),
+    ),
+    responses(
+        (status = 200, description = "Correlations in which the signal is source or target, newest first.", body = Items<sightline_model::Correlation>),
+    ),
+)]
+pub(crate) async fn event_correlations(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
@@ -501,5 +617,5 @@ async fn event_correlations(
         Some(s) => params::limit(Some(s))?.min(MAX_CORRELATIONS),
     };
     let items = state.store.correlations_for_signal(&id, limit).await?;
-    Ok(Json(serde_json::json!({ "items": items })).into_response())
+    Ok(Json(Items { items }).into_response())
 }

@@ -20,24 +20,14 @@ use crate::{ApiError, AppState};
 pub fn routes() -> super::Routes {
     super::Routes::default()
         .post("/api/v1/events", single_event)
-        .post("/api/v1/events/batch", many::<SYSTEM_EVENT>)
-        .post("/api/v1/events/webhook", many::<WEBHOOK>)
-        .post("/api/v1/metrics", many::<METRIC>)
-        .post("/api/metrics", many::<METRIC>)
+        .post("/api/v1/events/batch", batch)
+        .post("/api/v1/events/webhook", webhook)
+        .post("/api/v1/metrics", metric_points)
+        .post("/api/metrics", metric_points)
 }
 
-// Route kinds as const parameters, so one handler serves every multi-item route.
-const SYSTEM_EVENT: u8 = 0;
-const WEBHOOK: u8 = 1;
-const METRIC: u8 = 2;
-
-fn kind_of(k: u8) -> Kind {
-    match k {
-        WEBHOOK => Kind::Webhook,
-        METRIC => Kind::Metric,
-        _ => Kind::SystemEvent,
-    }
-}
+/// The `?atomic=` parameter of the multi-item routes.
+const ATOMIC: &str = "Refuse the whole batch (422, nothing stored) when any item is invalid.";
 
 /// `?atomic=true|false`: refuse the whole batch when any item is invalid.
 fn atomic(params: &HashMap<String, String>) -> Result<bool, ApiError> {
@@ -52,7 +42,24 @@ fn atomic(params: &HashMap<String, String>) -> Result<bool, ApiError> {
     }
 }
 
-async fn single_event(
+/// Ingest one event.
+///
+/// One system event (JSON object); 202 once it is durable in the event log. Arrays and
+/// NDJSON go to `/api/v1/events/batch`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/events",
+    tag = "ingest",
+    request_body(content = Object, description = "One system event: `service_name`, `event_type`, `severity`, `details`, `timestamp`, `metadata`, …"),
+    responses(
+        (status = 202, description = "`{status: accepted, event_id, correlation_id}`.", body = Object),
+        (status = 400, description = "Not one JSON object."),
+        (status = 413, description = "The body exceeds `api.max_body_bytes`."),
+        (status = 422, description = "The event is invalid; `errors` names the field."),
+        (status = 503, description = "Backpressure or the event log is down; retry after `Retry-After`."),
+    ),
+)]
+pub(crate) async fn single_event(
     State(state): State<AppState>,
     Extension(CorrelationId(cid)): Extension<CorrelationId>,
     LimitedBody(body): LimitedBody,
@@ -84,15 +91,107 @@ async fn single_event(
         .into_response())
 }
 
+/// Ingest a batch of events.
+///
+/// A JSON array or NDJSON of system events (one object is a batch of one); 202 with the
+/// outcome of every item (`accepted` with its `event_id`, or `rejected` with the field and
+/// reason). Accepted items are durable in the event log.
+#[utoipa::path(
+    post,
+    path = "/api/v1/events/batch",
+    tag = "ingest",
+    params(("atomic" = Option<bool>, Query, description = ATOMIC)),
+    request_body(description = "JSON (one object or an array) or NDJSON (one object per line).", content(
+        (Object = "application/json"),
+        (String = "application/x-ndjson"),
+    )),
+    responses(
+        (status = 202, description = "Per-item outcomes: `{correlation_id, accepted, rejected, results: [...]}`.", body = Object),
+        (status = 413, description = "The body exceeds `api.max_body_bytes`."),
+        (status = 422, description = "Atomic batch with invalid items; nothing was stored."),
+        (status = 503, description = "Backpressure or the event log is down; retry after `Retry-After`."),
+    ),
+)]
+pub(crate) async fn batch(
+    state: State<AppState>,
+    cid: Extension<CorrelationId>,
+    params: Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
+    body: LimitedBody,
+) -> Result<Response, ApiError> {
+    many(Kind::SystemEvent, state, cid, params, headers, body).await
+}
+
+/// Ingest webhook deliveries.
+///
+/// The generic webhook shape (one object or an array). When webhook signing is configured,
+/// an anonymous delivery must be signed (Standard Webhooks `webhook-id`,
+/// `webhook-timestamp`, `webhook-signature`, or GitHub's `X-Hub-Signature-256`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/events/webhook",
+    tag = "ingest",
+    params(("atomic" = Option<bool>, Query, description = ATOMIC)),
+    request_body(description = "JSON (one object or an array) or NDJSON (one object per line).", content(
+        (Object = "application/json"),
+        (String = "application/x-ndjson"),
+    )),
+    responses(
+        (status = 202, description = "Per-item outcomes, as for `/api/v1/events/batch`.", body = Object),
+        (status = 401, description = "Unsigned or wrongly signed delivery."),
+        (status = 422, description = "Atomic batch with invalid items; nothing was stored."),
+        (status = 503, description = "Backpressure or the event log is down; retry after `Retry-After`."),
+    ),
+)]
+pub(crate) async fn webhook(
+    state: State<AppState>,
+    cid: Extension<CorrelationId>,
+    params: Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
+    body: LimitedBody,
+) -> Result<Response, ApiError> {
+    many(Kind::Webhook, state, cid, params, headers, body).await
+}
+
+/// Ingest metric points.
+///
+/// One point, a JSON array or NDJSON of points (`service_name`, `metric_type`, `value`,
+/// `timestamp`, …).
+#[utoipa::path(
+    post,
+    path = "/api/v1/metrics",
+    tag = "ingest",
+    params(("atomic" = Option<bool>, Query, description = ATOMIC)),
+    request_body(description = "JSON (one object or an array) or NDJSON (one object per line).", content(
+        (Object = "application/json"),
+        (String = "application/x-ndjson"),
+    )),
+    responses(
+        (status = 202, description = "Per-item outcomes, as for `/api/v1/events/batch`.", body = Object),
+        (status = 422, description = "Atomic batch with invalid items; nothing was stored."),
+        (status = 503, description = "Backpressure or the event log is down; retry after `Retry-After`."),
+    ),
+)]
+pub(crate) async fn metric_points(
+    state: State<AppState>,
+    cid: Extension<CorrelationId>,
+    params: Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
+    body: LimitedBody,
+) -> Result<Response, ApiError> {
+    many(Kind::Metric, state, cid, params, headers, body).await
+}
+
 /// One document, a JSON array or NDJSON (detected, or declared by an `ndjson` content type).
-async fn many<const KIND: u8>(
+async fn many(
+    kind: Kind,
     State(state): State<AppState>,
     Extension(CorrelationId(cid)): Extension<CorrelationId>,
     Query(params): Query<HashMap<String, String>>,
     headers: axum::http::HeaderMap,
     LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
-    if KIND == WEBHOOK {
+    if kind == Kind::Webhook {
         // Before anything reads the body: an unsigned or tampered delivery is a 401, even
         // when it is not valid JSON.
         let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
@@ -116,7 +215,7 @@ async fn many<const KIND: u8>(
     };
     let report = state
         .ingestor
-        .ingest_shaped(kind_of(KIND), body, shape, &cid, atomic)
+        .ingest_shaped(kind, body, shape, &cid, atomic)
         .await?;
     Ok((StatusCode::ACCEPTED, Json(report)).into_response())
 }

@@ -12,6 +12,7 @@ use sightline_store::{
     RollupRow,
 };
 
+use super::items::Items;
 use super::params;
 use crate::{ApiError, AppState};
 
@@ -43,16 +44,29 @@ fn rollup_limit(raw: Option<&str>) -> Result<u32, ApiError> {
     }
 }
 
-/// The rows of a windowed read (rollups or event counters), newest first.
-#[derive(Debug, serde::Serialize)]
-struct Items<T> {
-    items: Vec<T>,
-}
-
+/// Metric rollups.
+///
 /// `GET /api/v1/metrics/aggregated?service=&metric=&window=1m|5m|15m&from=&to=&limit=`:
 /// the 1-, 5- and 15-minute rollups (count/sum/min/max/avg/p95/p99) whose window starts in
 /// `[from, to)`, newest first.
-async fn aggregated(
+#[utoipa::path(
+    get,
+    path = "/api/v1/metrics/aggregated",
+    tag = "metrics",
+    params(
+        ("service" = Option<String>, Query, description = "Exact service name."),
+        ("metric" = Option<String>, Query, description = "Exact metric type."),
+        ("window" = Option<String>, Query, description = "`1m`, `5m` or `15m`."),
+        ("from" = Option<String>, Query, description = "Windows starting at or after (epoch ms or RFC 3339)."),
+        ("to" = Option<String>, Query, description = "Windows starting before (epoch ms or RFC 3339)."),
+        ("limit" = Option<u32>, Query, description = "Rows, 1–10000 (default 1000)."),
+    ),
+    responses(
+        (status = 200, description = "Rollup rows, newest first.", body = Items<sightline_store::RollupRow>),
+        (status = 400, description = "An invalid parameter."),
+    ),
+)]
+pub(crate) async fn aggregated(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Items<RollupRow>>, ApiError> {
@@ -93,9 +107,27 @@ async fn aggregated(
     }))
 }
 
+/// Event counts per service, severity and 5-minute window.
+///
 /// `GET /api/v1/events/counts?service=&severity=&from=&to=&limit=`: events per service,
 /// severity and 5-minute window whose start is in `[from, to)`, newest first.
-async fn event_counts(
+#[utoipa::path(
+    get,
+    path = "/api/v1/events/counts",
+    tag = "metrics",
+    params(
+        ("service" = Option<String>, Query, description = "Exact service name."),
+        ("severity" = Option<String>, Query, description = "One severity."),
+        ("from" = Option<String>, Query, description = "Windows starting at or after (epoch ms or RFC 3339)."),
+        ("to" = Option<String>, Query, description = "Windows starting before (epoch ms or RFC 3339)."),
+        ("limit" = Option<u32>, Query, description = "Rows, 1–10000 (default 1000)."),
+    ),
+    responses(
+        (status = 200, description = "Counter rows, newest first.", body = Items<sightline_store::EventCountRow>),
+        (status = 400, description = "An invalid parameter."),
+    ),
+)]
+pub(crate) async fn event_counts(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Items<EventCountRow>>, ApiError> {
@@ -131,17 +163,31 @@ async fn event_counts(
 }
 
 /// A service's newest points, oldest first, and where they came from.
-#[derive(Debug, serde::Serialize)]
-struct LivePoints {
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct LivePoints {
     service: String,
     /// `cache`, or `store` when the cache could not answer.
     source: &'static str,
     points: Vec<Metric>,
 }
 
+/// A service's newest metric points.
+///
 /// `GET /api/v1/metrics/live?service=`: the newest 100 points of a service from
 /// `metrics:live:{service}`; when the cache is unavailable, the same from the store.
-async fn live(
+#[utoipa::path(
+    get,
+    path = "/api/v1/metrics/live",
+    tag = "metrics",
+    params(
+        ("service" = Option<String>, Query, description = "The service (required)."),
+    ),
+    responses(
+        (status = 200, description = "The newest 100 points, oldest first, and whether they came from the cache or the store.", body = LivePoints),
+        (status = 400, description = "`service` is missing."),
+    ),
+)]
+pub(crate) async fn live(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<LivePoints>, ApiError> {
@@ -185,8 +231,30 @@ async fn live(
     }
 }
 
+/// Search metric points.
+///
 /// `GET /api/v1/metrics?service=&metric=&hours=&from=&to=&limit=&cursor=`
-async fn list(
+#[utoipa::path(
+    get,
+    path = "/api/v1/metrics",
+    tag = "metrics",
+    params(
+        ("service" = Option<String>, Query, description = "Exact service name (alias `service_name`)."),
+        ("service_name" = Option<String>, Query, description = "Alias of `service`."),
+        ("metric" = Option<String>, Query, description = "Exact metric type (alias `metric_type`)."),
+        ("metric_type" = Option<String>, Query, description = "Alias of `metric`."),
+        ("from" = Option<String>, Query, description = "Start of the time range (inclusive): epoch ms or RFC 3339."),
+        ("to" = Option<String>, Query, description = "End of the time range (exclusive): epoch ms or RFC 3339."),
+        ("hours" = Option<f64>, Query, description = "The last N hours (`from` = now − N h)."),
+        ("limit" = Option<u32>, Query, description = "Page size, at least 1 (default 50; above 1000 capped to 1000)."),
+        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page."),
+    ),
+    responses(
+        (status = 200, description = "Points, newest first, keyset-paginated.", body = sightline_store::Page<sightline_store::MetricPoint>),
+        (status = 400, description = "An invalid parameter."),
+    ),
+)]
+pub(crate) async fn list(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<MetricPoint>>, ApiError> {

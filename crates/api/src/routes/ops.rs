@@ -22,12 +22,29 @@ pub fn routes() -> super::Routes {
 }
 
 /// Liveness: the process answers.
-async fn health() -> Json<serde_json::Value> {
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "ops",
+    responses((status = 200, description = "`{\"status\": \"ok\"}`.", body = Object)),
+)]
+pub(crate) async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
 /// Readiness: the store answers and the log accepts appends.
-async fn ready(State(state): State<AppState>) -> Response {
+///
+/// `{status: ready|not_ready, checks: {store, log}}`.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "ops",
+    responses(
+        (status = 200, description = "Ready: `{status, checks: {store, log}}`.", body = Object),
+        (status = 503, description = "Not ready; `checks` says which part failed.", content_type = "application/json", body = Object),
+    ),
+)]
+pub(crate) async fn ready(State(state): State<AppState>) -> Response {
     let store = state.store.ping().await;
     let log = state.log.is_healthy();
     let body = json!({
@@ -45,8 +62,16 @@ async fn ready(State(state): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// Prometheus metrics.
+///
 /// Prometheus text exposition, with log sizes and consumer lag refreshed on each scrape.
-async fn prometheus(State(state): State<AppState>) -> Response {
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "ops",
+    responses((status = 200, description = "Prometheus text format 0.0.4.", content_type = "text/plain; version=0.0.4", body = String)),
+)]
+pub(crate) async fn prometheus(State(state): State<AppState>) -> Response {
     if let Ok(stats) = state.log.stats().await {
         for topic in &stats {
             let size: u64 = topic.partitions.iter().map(|p| p.size_bytes).sum();

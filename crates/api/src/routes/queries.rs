@@ -22,6 +22,7 @@ use sightline_log::{Delivered, EventLog};
 use sightline_store::{MAX_QUERY_ROWS, QueryRowsRequest, StreamStatement};
 use sightline_stream::sql::{Catalog, CatalogDefinitions, Executed, StoredStatement};
 
+use super::items::Items;
 use super::params::reject_unknown;
 use crate::auth::ClientIp;
 use crate::body::{SmallBody, parse_json};
@@ -38,7 +39,8 @@ pub fn routes() -> super::Routes {
         .post("/api/v1/query", pull)
 }
 
-#[derive(Deserialize)]
+/// `{"sql": "…"}`: the body of the SQL routes.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SqlBody {
     sql: String,
@@ -61,14 +63,16 @@ async fn load(state: &AppState) -> Result<(Vec<StreamStatement>, Catalog), ApiEr
     Ok((statements, catalog))
 }
 
-#[derive(Serialize)]
+/// A column of a stream or query.
+#[derive(Serialize, utoipa::ToSchema)]
 struct ColumnView {
     name: String,
     #[serde(rename = "type")]
     ty: &'static str,
 }
 
-#[derive(Serialize)]
+/// A stream or query as the API shows it.
+#[derive(Serialize, utoipa::ToSchema)]
 struct StatementView {
     id: String,
     name: String,
@@ -160,9 +164,22 @@ async fn end_offsets(log: &dyn EventLog) -> HashMap<String, Vec<u64>> {
         .unwrap_or_default()
 }
 
+/// Create streams and queries.
+///
 /// `POST /api/v1/queries {"sql": "CREATE …; DROP …"}`: runs a script of `CREATE STREAM`,
 /// `CREATE TABLE|STREAM … AS SELECT` and `DROP` statements; 201 with what was created.
-async fn create(
+#[utoipa::path(
+    post,
+    path = "/api/v1/queries",
+    tag = "queries",
+    request_body = SqlBody,
+    responses(
+        (status = 201, description = "`{created: [statement], dropped: [name]}`.", body = Object),
+        (status = 400, description = "The SQL does not compile; `line` and `column` say where."),
+        (status = 409, description = "A name is taken, or a dropped stream is still read."),
+    ),
+)]
+pub(crate) async fn create(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
@@ -241,8 +258,18 @@ async fn create(
         .into_response())
 }
 
+/// List streams and queries.
+///
 /// `GET /api/v1/queries`: every stream and query, in creation order.
-async fn list(
+#[utoipa::path(
+    get,
+    path = "/api/v1/queries",
+    tag = "queries",
+    responses(
+        (status = 200, description = "Every stream and query, in creation order.", body = Items<StatementView>),
+    ),
+)]
+pub(crate) async fn list(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
@@ -253,11 +280,25 @@ async fn list(
     for s in &statements {
         items.extend(describe(&state, &catalog, s, &ends).await);
     }
-    Ok(Json(serde_json::json!({ "items": items })).into_response())
+    Ok(Json(Items { items }).into_response())
 }
 
+/// Get one stream or query.
+///
 /// `GET /api/v1/queries/{name}`.
-async fn get_one(
+#[utoipa::path(
+    get,
+    path = "/api/v1/queries/{name}",
+    tag = "queries",
+    params(
+        ("name" = String, Path, description = "The stream or query name."),
+    ),
+    responses(
+        (status = 200, description = "The statement.", body = StatementView),
+        (status = 404, description = "No such stream or query."),
+    ),
+)]
+pub(crate) async fn get_one(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -274,9 +315,24 @@ async fn get_one(
     Ok(Json(view).into_response())
 }
 
+/// Drop a stream or query.
+///
 /// `DELETE /api/v1/queries/{name}`: drops a stream or query (204); refused (409) while
 /// another query reads it.
-async fn drop_one(
+#[utoipa::path(
+    delete,
+    path = "/api/v1/queries/{name}",
+    tag = "queries",
+    params(
+        ("name" = String, Path, description = "The stream or query name."),
+    ),
+    responses(
+        (status = 204, description = "Dropped."),
+        (status = 404, description = "No such stream or query."),
+        (status = 409, description = "Another query reads it."),
+    ),
+)]
+pub(crate) async fn drop_one(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
@@ -313,9 +369,22 @@ async fn drop_one(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// Pull query against a table's current rows.
+///
 /// `POST /api/v1/query {"sql": "SELECT … FROM table WHERE …"}`: a pull query against a
 /// table's current rows.
-async fn pull(
+#[utoipa::path(
+    post,
+    path = "/api/v1/query",
+    tag = "queries",
+    request_body = SqlBody,
+    responses(
+        (status = 200, description = "`{rows: [...]}`.", body = Object),
+        (status = 400, description = "The SQL does not compile or is not a pull query."),
+        (status = 404, description = "No such table."),
+    ),
+)]
+pub(crate) async fn pull(
     State(state): State<AppState>,
     SmallBody(body): SmallBody,
 ) -> Result<Response, ApiError> {
@@ -373,10 +442,26 @@ fn change_json(d: &Delivered) -> String {
     serde_json::to_string(&change).unwrap_or_default()
 }
 
+/// Follow a query's changes (SSE or WebSocket).
+///
 /// `GET /api/v1/queries/{name}/changes`: every row the query emits from now on — as
 /// Server-Sent Events (`event: row`, one JSON change per event), or as WebSocket text
 /// messages (one JSON change each) when the request is a WebSocket upgrade.
-async fn changes(
+#[utoipa::path(
+    get,
+    path = "/api/v1/queries/{name}/changes",
+    tag = "queries",
+    params(
+        ("name" = String, Path, description = "The query name."),
+    ),
+    responses(
+        (status = 200, description = "Server-Sent Events, `event: row`, one JSON change per event.", content_type = "text/event-stream", body = String),
+        (status = 101, description = "WebSocket upgrade (when requested): one JSON change per text message."),
+        (status = 404, description = "No such query."),
+        (status = 503, description = "Too many live connections (`api.max_live_connections`)."),
+    ),
+)]
+pub(crate) async fn changes(
     State(state): State<AppState>,
     Path(name): Path<String>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,

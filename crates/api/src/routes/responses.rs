@@ -21,6 +21,7 @@ use sightline_respond::decision::{Autonomous, SubjectRef, load_subject};
 use sightline_respond::playbook::Actor as RunActor;
 use sightline_respond::{RespondError, RunRequest, Subject};
 
+use super::items::Items;
 use crate::auth::ClientIp;
 use crate::body::{SmallBody, parse_json};
 use crate::{ApiError, AppState};
@@ -85,8 +86,21 @@ fn audit_doc(template: &ResponseTemplate) -> serde_json::Value {
     serde_json::to_value(template).unwrap_or_default()
 }
 
+/// Create a playbook.
+///
 /// `POST /api/v1/rules/responses`: 201 with the stored template (id assigned when absent).
-async fn create(
+#[utoipa::path(
+    post,
+    path = "/api/v1/rules/responses",
+    tag = "responses",
+    request_body = sightline_model::ResponseTemplate,
+    responses(
+        (status = 201, description = "The stored template.", body = sightline_model::ResponseTemplate),
+        (status = 409, description = "The id is taken."),
+        (status = 422, description = "An invalid template."),
+    ),
+)]
+pub(crate) async fn create(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
@@ -116,13 +130,36 @@ async fn create(
     Ok((StatusCode::CREATED, Json(template)).into_response())
 }
 
+/// List playbooks.
+///
 /// `GET /api/v1/rules/responses`: `{items}`, by name.
-async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/rules/responses",
+    tag = "responses",
+    responses(
+        (status = 200, description = "Every template, by name.", body = Items<sightline_model::ResponseTemplate>),
+    ),
+)]
+pub(crate) async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
     let items = state.store.list_templates().await?;
-    Ok(Json(serde_json::json!({ "items": items })).into_response())
+    Ok(Json(Items { items }).into_response())
 }
 
-async fn get_one(
+/// Get one playbook.
+#[utoipa::path(
+    get,
+    path = "/api/v1/rules/responses/{id}",
+    tag = "responses",
+    params(
+        ("id" = String, Path, description = "The template id."),
+    ),
+    responses(
+        (status = 200, description = "The template.", body = sightline_model::ResponseTemplate),
+        (status = 404, description = "No such template."),
+    ),
+)]
+pub(crate) async fn get_one(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -134,9 +171,25 @@ async fn get_one(
     }
 }
 
+/// Replace a playbook.
+///
 /// `PUT /api/v1/rules/responses/{id}`: replaces the template (creator and creation time
 /// are kept); runs already started keep the steps they rendered.
-async fn replace(
+#[utoipa::path(
+    put,
+    path = "/api/v1/rules/responses/{id}",
+    tag = "responses",
+    params(
+        ("id" = String, Path, description = "The template id."),
+    ),
+    request_body = sightline_model::ResponseTemplate,
+    responses(
+        (status = 200, description = "The stored template.", body = sightline_model::ResponseTemplate),
+        (status = 404, description = "No such template."),
+        (status = 422, description = "An invalid template."),
+    ),
+)]
+pub(crate) async fn replace(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
@@ -174,7 +227,21 @@ async fn replace(
     Ok(Json(template).into_response())
 }
 
-async fn remove(
+/// Delete a playbook.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/rules/responses/{id}",
+    tag = "responses",
+    params(
+        ("id" = String, Path, description = "The template id."),
+    ),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "No such template."),
+        (status = 409, description = "A trigger rule still uses it."),
+    ),
+)]
+pub(crate) async fn remove(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
@@ -200,7 +267,7 @@ async fn remove(
 
 /// What a dry-run (or an analysis) is about: a stored event or incident, or an event given
 /// inline as a system-event document (decoded like ingestion).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SubjectInput {
     event_id: Option<String>,
@@ -238,15 +305,31 @@ pub(crate) async fn subject_of(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DryRunBody {
     subject: SubjectInput,
 }
 
+/// Dry-run a playbook.
+///
 /// `POST /api/v1/rules/responses/{id}/dry-run {subject}`: the execution as it would run,
 /// status `dry_run`, every step rendered; nothing is performed. Recorded like any run.
-async fn dry_run(
+#[utoipa::path(
+    post,
+    path = "/api/v1/rules/responses/{id}/dry-run",
+    tag = "responses",
+    params(
+        ("id" = String, Path, description = "The template id."),
+    ),
+    request_body = DryRunBody,
+    responses(
+        (status = 200, description = "The execution as it would run (status `dry_run`).", body = sightline_model::Execution),
+        (status = 404, description = "No such template or subject."),
+        (status = 422, description = "An invalid subject."),
+    ),
+)]
+pub(crate) async fn dry_run(
     State(state): State<AppState>,
     Extension(responses): Extension<Responses>,
     Extension(principal): Extension<Principal>,

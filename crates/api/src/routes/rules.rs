@@ -22,6 +22,7 @@ use sightline_model::{AppliesTo, TriggerRule, TriggerRuleSpec, ValidationError};
 use sightline_respond::{CompiledRule, RespondError, Subject, trigger};
 use sightline_store::{AnomalyQuery, EventQuery, IncidentQuery, MAX_PAGE};
 
+use super::items::Items;
 use super::params::{self, bad, reject_unknown};
 use crate::auth::ClientIp;
 use crate::body::{SmallBody, parse_json};
@@ -69,8 +70,22 @@ fn compile(rule: TriggerRule) -> Result<CompiledRule, ApiError> {
     })
 }
 
+/// List trigger rules.
+///
 /// `GET /api/v1/rules/triggers?active=true`: `{items}`, oldest first.
-async fn list(
+#[utoipa::path(
+    get,
+    path = "/api/v1/rules/triggers",
+    tag = "rules",
+    params(
+        ("active" = Option<bool>, Query, description = "Only active rules."),
+    ),
+    responses(
+        (status = 200, description = "Rules, oldest first.", body = Items<sightline_model::TriggerRule>),
+        (status = 400, description = "An invalid parameter."),
+    ),
+)]
+pub(crate) async fn list(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
@@ -81,11 +96,24 @@ async fn list(
         Some(other) => return Err(bad("active", format!("'{other}' is not true or false"))),
     };
     let items = state.store.list_rules(active_only).await?;
-    Ok(Json(serde_json::json!({ "items": items })).into_response())
+    Ok(Json(Items { items }).into_response())
 }
 
+/// Create a trigger rule.
+///
 /// `POST /api/v1/rules/triggers` with a rule: 201 with the stored rule.
-async fn create(
+#[utoipa::path(
+    post,
+    path = "/api/v1/rules/triggers",
+    tag = "rules",
+    request_body = sightline_model::TriggerRuleSpec,
+    responses(
+        (status = 201, description = "The stored rule.", body = sightline_model::TriggerRule),
+        (status = 409, description = "The id is taken."),
+        (status = 422, description = "An invalid rule; `errors` names the field."),
+    ),
+)]
+pub(crate) async fn create(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
@@ -116,17 +144,50 @@ async fn create(
     Ok((StatusCode::CREATED, Json(rule)).into_response())
 }
 
+/// Get one trigger rule.
+///
 /// `GET /api/v1/rules/triggers/{id}`: the rule, or 404.
-async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/rules/triggers/{id}",
+    tag = "rules",
+    params(
+        ("id" = String, Path, description = "The rule id."),
+    ),
+    responses(
+        (status = 200, description = "The rule.", body = sightline_model::TriggerRule),
+        (status = 404, description = "No such rule."),
+    ),
+)]
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     match state.store.get_rule(&id).await? {
         Some(rule) => Ok(Json(rule).into_response()),
         None => Err(ApiError::NotFound(format!("trigger rule '{id}' not found"))),
     }
 }
 
+/// Replace a trigger rule.
+///
 /// `PUT /api/v1/rules/triggers/{id}` with a whole rule: replaces it (window and throttle
 /// state of the running engine starts afresh); 200 with the stored rule.
-async fn replace(
+#[utoipa::path(
+    put,
+    path = "/api/v1/rules/triggers/{id}",
+    tag = "rules",
+    params(
+        ("id" = String, Path, description = "The rule id."),
+    ),
+    request_body = sightline_model::TriggerRuleSpec,
+    responses(
+        (status = 200, description = "The stored rule.", body = sightline_model::TriggerRule),
+        (status = 404, description = "No such rule."),
+        (status = 422, description = "An invalid rule."),
+    ),
+)]
+pub(crate) async fn replace(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
@@ -156,8 +217,22 @@ async fn replace(
     Ok(Json(rule).into_response())
 }
 
+/// Delete a trigger rule.
+///
 /// `DELETE /api/v1/rules/triggers/{id}`: 200 with the deleted rule, or 404.
-async fn delete(
+#[utoipa::path(
+    delete,
+    path = "/api/v1/rules/triggers/{id}",
+    tag = "rules",
+    params(
+        ("id" = String, Path, description = "The rule id."),
+    ),
+    responses(
+        (status = 200, description = "The deleted rule.", body = sightline_model::TriggerRule),
+        (status = 404, description = "No such rule."),
+    ),
+)]
+pub(crate) async fn delete(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
@@ -179,7 +254,7 @@ async fn delete(
 }
 
 /// A time in a body: epoch milliseconds or RFC 3339.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 enum Instant {
     Millis(i64),
@@ -200,16 +275,32 @@ impl Instant {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BacktestRequest {
     from: Instant,
     to: Instant,
 }
 
+/// Backtest a trigger rule over stored history.
+///
 /// `POST /api/v1/rules/{id}/backtest {from, to}`: what the rule would have done over the
 /// stored history in `[from, to)`.
-async fn backtest(
+#[utoipa::path(
+    post,
+    path = "/api/v1/rules/{id}/backtest",
+    tag = "rules",
+    params(
+        ("id" = String, Path, description = "The rule id."),
+    ),
+    request_body = BacktestRequest,
+    responses(
+        (status = 200, description = "What the rule would have done: matches, firings, throttled, per group.", body = Object),
+        (status = 404, description = "No such rule."),
+        (status = 422, description = "An invalid time range."),
+    ),
+)]
+pub(crate) async fn backtest(
     State(state): State<AppState>,
     Path(id): Path<String>,
     SmallBody(body): SmallBody,

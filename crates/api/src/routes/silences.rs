@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use sightline_auth::{Actor, Principal};
 use sightline_model::{MatchOp, Matcher, Silence, ValidationError};
 
+use super::items::Items;
 use super::params::{self, bad, reject_unknown};
 use crate::auth::ClientIp;
 use crate::body::{SmallBody, parse_json};
@@ -42,11 +43,12 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ApiError {
 }
 
 /// A silence as listed, with its state at the time of the request.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SilenceView {
     #[serde(flatten)]
     silence: Silence,
     /// `active`, `pending` (starts later) or `expired`.
+    #[schema(value_type = String)]
     state: &'static str,
 }
 
@@ -61,9 +63,23 @@ fn view(silence: Silence, now: i64) -> SilenceView {
     SilenceView { silence, state }
 }
 
+/// List silences.
+///
 /// `GET /api/v1/silences?include_expired=true`: newest first, `{items}`; without
 /// `include_expired`, only active and pending ones.
-async fn list(
+#[utoipa::path(
+    get,
+    path = "/api/v1/silences",
+    tag = "silences",
+    params(
+        ("include_expired" = Option<bool>, Query, description = "Include expired silences (default: only active and pending ones)."),
+    ),
+    responses(
+        (status = 200, description = "Silences, newest first.", body = Items<SilenceView>),
+        (status = 400, description = "An invalid parameter."),
+    ),
+)]
+pub(crate) async fn list(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
@@ -86,11 +102,11 @@ async fn list(
         .into_iter()
         .map(|s| view(s, now))
         .collect();
-    Ok(Json(serde_json::json!({ "items": items })).into_response())
+    Ok(Json(Items { items }).into_response())
 }
 
 /// A time in a body: epoch milliseconds or RFC 3339.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 enum Instant {
     Millis(i64),
@@ -111,7 +127,7 @@ impl Instant {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewSilence {
     matchers: Vec<Matcher>,
@@ -179,10 +195,22 @@ fn check_matchers(matchers: &[Matcher]) -> Result<Vec<Matcher>, ApiError> {
     Ok(out)
 }
 
+/// Create a silence.
+///
 /// `POST /api/v1/silences`
 /// `{matchers: [{name, op, value}], starts_at?, ends_at | duration, comment}`: 201 with
 /// the silence.
-async fn create(
+#[utoipa::path(
+    post,
+    path = "/api/v1/silences",
+    tag = "silences",
+    request_body = NewSilence,
+    responses(
+        (status = 201, description = "The silence.", body = SilenceView),
+        (status = 422, description = "An invalid matcher, time or comment."),
+    ),
+)]
+pub(crate) async fn create(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
@@ -266,8 +294,22 @@ async fn create(
     Ok((StatusCode::CREATED, Json(view(silence, now))).into_response())
 }
 
+/// End a silence now.
+///
 /// `DELETE /api/v1/silences/{id}`: ends the silence now; 200 with it, 404 when unknown.
-async fn expire(
+#[utoipa::path(
+    delete,
+    path = "/api/v1/silences/{id}",
+    tag = "silences",
+    params(
+        ("id" = String, Path, description = "The silence id."),
+    ),
+    responses(
+        (status = 200, description = "The silence, now expired.", body = SilenceView),
+        (status = 404, description = "No such silence."),
+    ),
+)]
+pub(crate) async fn expire(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Extension(ClientIp(ip)): Extension<ClientIp>,

@@ -66,7 +66,23 @@ struct Message<'a> {
     value: &'a RawValue,
 }
 
-async fn stream(
+/// Follow the pipeline live (SSE or WebSocket).
+#[utoipa::path(
+    get,
+    path = "/api/v1/stream",
+    tag = "stream",
+    params(
+        ("topics" = Option<String>, Query, description = "Comma list of topics to follow (default: anomalies, incidents, analyses)."),
+        ("service" = Option<String>, Query, description = "Only records about this service."),
+    ),
+    responses(
+        (status = 200, description = "Server-Sent Events; the event name is the topic, the data `{topic, key, partition, offset, timestamp, value}`.", content_type = "text/event-stream", body = String),
+        (status = 101, description = "WebSocket upgrade (when requested): one JSON message per record."),
+        (status = 422, description = "An unknown topic or an empty service."),
+        (status = 503, description = "Too many live connections (`api.max_live_connections`)."),
+    ),
+)]
+pub(crate) async fn stream(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,

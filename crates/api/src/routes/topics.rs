@@ -11,6 +11,7 @@ use serde::Serialize;
 use sightline_log::PartitionStats;
 use sightline_model::decode;
 
+use super::items::Items;
 use super::params::{bad, reject_unknown};
 use crate::body::LimitedBody;
 use crate::request_id::CorrelationId;
@@ -26,10 +27,29 @@ pub fn query_routes() -> super::Routes {
     super::Routes::default().get("/api/v1/topics", list)
 }
 
+/// Append records to a topic.
+///
 /// `POST /api/v1/topics/{topic}/records[?key=<field>][&atomic=true]`: a JSON array or
 /// NDJSON of records (envelopes `{"key", "value", "timestamp", "headers"}` or bare JSON
 /// objects); 200 once every accepted record is durable, with where each landed.
-async fn append(
+#[utoipa::path(
+    post,
+    path = "/api/v1/topics/{topic}/records",
+    tag = "topics",
+    params(
+        ("topic" = String, Path, description = "The topic name."),
+        ("key" = Option<String>, Query, description = "Take each record's key from this field of its value."),
+        ("atomic" = Option<bool>, Query, description = "Refuse the whole batch when any record is invalid."),
+    ),
+    request_body(description = "JSON (one object or an array) or NDJSON (one object per line).", content((Object = "application/json"), (String = "application/x-ndjson"))),
+    responses(
+        (status = 200, description = "Per-record outcomes with partition and offset.", body = Object),
+        (status = 404, description = "No such topic."),
+        (status = 422, description = "Invalid records (atomic: nothing stored)."),
+        (status = 503, description = "The event log is unavailable; retry after `Retry-After`."),
+    ),
+)]
+pub(crate) async fn append(
     State(state): State<AppState>,
     Extension(CorrelationId(cid)): Extension<CorrelationId>,
     Path(topic): Path<String>,
@@ -58,7 +78,8 @@ async fn append(
     Ok(Json(report).into_response())
 }
 
-#[derive(Serialize)]
+/// A topic with its retention and per-partition offsets.
+#[derive(Serialize, utoipa::ToSchema)]
 struct TopicView {
     name: String,
     partitions: u32,
@@ -67,11 +88,24 @@ struct TopicView {
     /// Records currently retained, over all partitions.
     records: u64,
     size_bytes: u64,
+    /// Per partition: start and end offsets, size.
+    #[schema(value_type = Vec<Object>)]
     offsets: Vec<PartitionStats>,
 }
 
+/// List topics.
+///
 /// `GET /api/v1/topics`: every topic, by name.
-async fn list(
+#[utoipa::path(
+    get,
+    path = "/api/v1/topics",
+    tag = "topics",
+    responses(
+        (status = 200, description = "Every topic, by name.", body = Items<TopicView>),
+        (status = 503, description = "The event log is unavailable."),
+    ),
+)]
+pub(crate) async fn list(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
@@ -97,5 +131,5 @@ async fn list(
             name: t.name,
         })
         .collect();
-    Ok(Json(serde_json::json!({ "items": items })).into_response())
+    Ok(Json(Items { items }).into_response())
 }

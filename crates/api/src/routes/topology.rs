@@ -20,9 +20,19 @@ pub fn routes() -> super::Routes {
         .put("/api/v1/topology", put_topology)
 }
 
+/// The service dependency graph.
+///
 /// `GET /api/v1/topology`: `{topology, version, updated_at, updated_by}`; an empty graph
 /// at version 0 (with `null` times) when none was ever put.
-async fn get_topology(
+#[utoipa::path(
+    get,
+    path = "/api/v1/topology",
+    tag = "topology",
+    responses(
+        (status = 200, description = "`{topology, version, updated_at, updated_by}`.", body = Object),
+    ),
+)]
+pub(crate) async fn get_topology(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
@@ -44,10 +54,22 @@ async fn get_topology(
     Ok(Json(body).into_response())
 }
 
+/// Replace the service dependency graph.
+///
 /// `PUT /api/v1/topology` with a `Topology` body (`{"services": {"db": {"depends_on": [],
 /// "criticality": 2}}}`): replaces the graph; 200 with what `GET` now answers. An invalid
 /// graph is a 422 naming the field.
-async fn put_topology(
+#[utoipa::path(
+    put,
+    path = "/api/v1/topology",
+    tag = "topology",
+    request_body = sightline_model::Topology,
+    responses(
+        (status = 200, description = "`{topology, version, updated_at, updated_by}`.", body = Object),
+        (status = 422, description = "An invalid graph; `errors` names the field."),
+    ),
+)]
+pub(crate) async fn put_topology(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
