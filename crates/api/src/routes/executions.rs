@@ -1,8 +1,10 @@
 //! Playbook executions: `GET /api/v1/executions?rule_id=&template_id=&status=&limit=`,
 //! `GET /api/v1/executions/{id}` (progress, step by step, as it happens), and the
-//! approver's `POST /api/v1/executions/{id}/approve|reject {token}` with the single-use
-//! token the approval request carried (a wrong token is 403, an expired one 410, a used
-//! one or a run not waiting 409).
+//! approver's `POST /api/v1/executions/{id}/approve|reject`: with the single-use token the
+//! approval request carried (`{"token": …}`; a wrong token is 403, an expired one 410, a
+//! used one or a run not waiting 409), or with an empty body by a user signed in with the
+//! approver role (the dashboard's buttons) — the route policy has checked the role, and
+//! the token is spent either way.
 
 use std::collections::HashMap;
 
@@ -94,11 +96,15 @@ pub(crate) async fn get_one(
     }
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// The approver's answer: the token from the approval request, or nothing when signed in
+/// with the approver role.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = ApprovalToken)]
 struct Decision {
-    token: String,
+    /// The single-use token the approval request carried.
+    #[serde(default)]
+    token: Option<String>,
 }
 
 async fn decide(
@@ -109,20 +115,33 @@ async fn decide(
     body: &[u8],
     approve: bool,
 ) -> Result<Response, ApiError> {
-    let decision: Decision = parse_json(body)?;
-    if decision.token.is_empty() {
-        return Err(ApiError::Invalid(ValidationError::new(
-            "token",
-            "must not be empty",
-        )));
-    }
-    let actor = Actor::principal(principal, ip);
-    let execution = responses
-        .0
-        .engine()
-        .decide(id, &decision.token, approve, &run_actor(&actor))
-        .await
-        .map_err(respond_error)?;
+    let decision: Decision = if body.iter().all(u8::is_ascii_whitespace) {
+        Decision::default()
+    } else {
+        parse_json(body)?
+    };
+    let actor = run_actor(&Actor::principal(principal, ip));
+    let engine = responses.0.engine();
+    let decided = match decision.token.as_deref() {
+        Some("") => {
+            return Err(ApiError::Invalid(ValidationError::new(
+                "token",
+                "must not be empty",
+            )));
+        }
+        Some(token) => engine.decide(id, token, approve, &actor).await,
+        // Only a signed-in user decides by role: a key's scopes never include approving.
+        None if matches!(principal, Principal::User { .. }) => {
+            engine.decide_as_approver(id, approve, &actor).await
+        }
+        None => {
+            return Err(ApiError::Invalid(ValidationError::new(
+                "token",
+                "required unless signed in as an approver",
+            )));
+        }
+    };
+    let execution = decided.map_err(respond_error)?;
     Ok(Json(execution).into_response())
 }
 

@@ -1,7 +1,8 @@
 // One playbook execution, step by step as it happens: the node is asked every second while
 // the run is pending, running or waiting for approval (executions are not on the live
 // stream), and the page stops asking once the run is over. Approvers approve or reject a
-// paused step here with the single-use token the approval request carried.
+// paused step here with one click (their role is the authority; the single-use token the
+// approval request carried is spent with it), or with that token pasted in.
 
 import { h, replace } from '../lib/dom.js';
 import { get, hasRole, post } from '../lib/api.js';
@@ -84,19 +85,15 @@ export default async function render(root, { params }) {
     const step = e.steps[index];
     const tip = canDecide ? undefined : APPROVER_ONLY;
     const token = h('input', { id: 'approval-token', class: 'code', size: 40, autocomplete: 'off', spellcheck: 'false',
-      placeholder: 'token from the approval message', disabled: !canDecide, title: tip });
+      placeholder: 'token (optional)', disabled: !canDecide, title: tip });
     const state = h('p', { class: 'small', id: 'approval-state', role: 'alert' });
     const decide = (verb) => async () => {
-      if (!token.value.trim()) {
-        state.className = 'small error';
-        token.setAttribute('aria-invalid', 'true');
-        replace(state, 'Paste the approval token first.');
-        return;
-      }
       approveButton.disabled = true;
       rejectButton.disabled = true;
+      token.removeAttribute('aria-invalid');
+      const pasted = token.value.trim();
       try {
-        const updated = await post(`/api/v1/executions/${encodeURIComponent(id)}/${verb}`, { token: token.value.trim() });
+        const updated = await post(`/api/v1/executions/${encodeURIComponent(id)}/${verb}`, pasted ? { token: pasted } : {});
         state.className = 'small';
         replace(state, verb === 'approve' ? 'Approved; the run goes on.' : 'Rejected; the run ends here.');
         show(updated);
@@ -118,7 +115,7 @@ export default async function render(root, { params }) {
       step?.rendered ? h('p', {}, 'It will run: ', h('code', {}, actionLine(step.rendered))) : null,
       step?.rendered ? h('details', {}, h('summary', { class: 'small' }, 'exactly'), h('pre', {}, pretty(step.rendered))) : null,
       canDecide
-        ? h('p', { class: 'muted small' }, 'The approval request (chat or email) carries a single-use token; paste it to decide.')
+        ? h('p', { class: 'muted small' }, 'Decide as yourself, or paste the single-use token from the approval request (chat or email).')
         : h('p', { class: 'muted small' }, 'Only approvers can approve or reject this step.'),
       h('div', { class: 'buttons' }, token, ' ', approveButton, ' ', rejectButton),
       state);

@@ -1,9 +1,5 @@
 //! Operator steps the operations tests share.
 //!
-//! Logging in, then going straight to a page: the login page sends the browser to the
-//! overview once the session is stored, a moment after the navigation appears, so a page
-//! opened in that moment would be replaced by the overview; this waits for that redirect.
-//!
 //! Clicking: WebDriver only scrolls an element it considers out of view, and one at the top
 //! edge of the window counts as in view although the sticky header covers it; this centres
 //! the element first, as a person would scroll to it.
@@ -15,12 +11,6 @@ use crate::browser::{Browser, Node};
 /// Logs in as `user` and opens `hash` (e.g. `#/incidents`) once the login page is done.
 pub async fn login_and_open(browser: &Browser, node: &Node, user: &str, hash: &str) {
     browser.login(node, user).await;
-    browser
-        .until("the login page's redirect", || async {
-            let url = browser.client.current_url().await.ok()?;
-            (url.fragment() == Some("/")).then_some(())
-        })
-        .await;
     browser.until_text("#whoami", user).await;
     browser.open(node, hash).await;
 }

@@ -228,8 +228,12 @@ impl Browser {
             .click()
             .await
             .expect("submit");
+        // The login page navigates away once the session is stored: wait for both, so the
+        // caller's next navigation is not overtaken by it.
         self.until("the navigation after login", || async {
-            self.visible("#nav").await.then_some(())
+            let url = self.client.current_url().await.ok()?;
+            let left = !url.fragment().unwrap_or_default().starts_with("/login");
+            (left && self.visible("#nav").await).then_some(())
         })
         .await;
     }

@@ -1,8 +1,9 @@
 //! A playbook run that waits for a person: a trigger rule fires on a real event, the run
 //! pauses before its approval-gated step and sends the approval request (with its
 //! single-use token) to a chat webhook — here a local receiver. A viewer sees the waiting
-//! run with nothing to click; an approver pastes the token, approves, and watches the
-//! remaining steps complete.
+//! run with nothing to click; an approver whose pasted token is wrong is told so in place,
+//! then approves with one click (signed in as an approver) and watches the remaining steps
+//! complete; the emailed token is spent with it.
 
 use std::time::{Duration, Instant};
 
@@ -187,7 +188,8 @@ allow_private = ["127.0.0.0/8"]
     );
     browser.screenshot("viewer-waiting").await;
 
-    // The approver: a wrong token is refused in place, the right one resumes the run.
+    // The approver: a wrong token is refused in place; one click as the approver resumes
+    // the run.
     click(&browser, "#logout").await;
     login_and_open(&browser, &node, "approver", &format!("#/executions/{id}")).await;
     let input = browser.element("#approval-token").await;
@@ -198,7 +200,6 @@ allow_private = ["127.0.0.0/8"]
         .await;
     browser.screenshot("approver-wrong-token").await;
     input.clear().await.unwrap();
-    input.send_keys(&token).await.unwrap();
     click(&browser, "#approve").await;
 
     // The page follows the run to its end by itself.
@@ -227,6 +228,16 @@ allow_private = ["127.0.0.0/8"]
         .await;
     assert_eq!(done["status"], "succeeded");
     assert_eq!(done["steps"][1]["approved_by"], "approver");
+    // The token from the chat message was spent by the click.
+    let (status, _) = node
+        .call(
+            "approver",
+            Method::POST,
+            &format!("/api/v1/executions/{id}/approve"),
+            Some(json!({"token": token})),
+        )
+        .await;
+    assert_eq!(status, 409);
     browser.screenshot("approved-and-done").await;
     browser.close().await;
 }
