@@ -5,4 +5,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod browser;
+mod events;
+mod metrics;
 mod overview;
