@@ -104,42 +104,21 @@ async fn a_metric_is_drawn_with_its_anomaly_marked() {
         .await;
     let points = browser
         .until("the avg line with its points", || async {
-            let n: Value = browser
-                .client
-                .execute(
-                    "const p = document.querySelector('#metric-chart path[data-series=avg]');
-                     return p ? (p.getAttribute('d').match(/L/g) || []).length + 1 : 0;",
-                    vec![],
-                )
-                .await
-                .ok()?;
-            let n = n.as_u64().unwrap_or(0);
+            let n = avg_points(&browser).await;
             (n >= 200).then_some(n)
         })
         .await;
     assert!(points >= 201, "{points} points");
-    let marker = browser.element("#metric-chart circle.marker title").await;
-    let title = marker
-        .attr("textContent")
+    browser.element("#metric-chart circle.marker title").await;
+    let title: Value = browser
+        .client
+        .execute(
+            "return document.querySelector('#metric-chart circle.marker title').textContent",
+            vec![],
+        )
         .await
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    let title = if title.is_empty() {
-        browser
-            .client
-            .execute(
-                "return document.querySelector('#metric-chart circle.marker title').textContent",
-                vec![],
-            )
-            .await
-            .unwrap()
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    } else {
-        title
-    };
+        .unwrap();
+    let title = title.as_str().unwrap_or_default();
     assert!(
         title.contains("robust_zscore") && title.contains("812"),
         "{title}"
@@ -168,5 +147,43 @@ async fn a_metric_is_drawn_with_its_anomaly_marked() {
         .unwrap();
     assert_eq!(window, "1m");
     browser.screenshot("latency-with-anomaly").await;
+
+    // Windows that close while the page is open are appended from the live stream.
+    let later: Vec<Value> = [4, 5, 9]
+        .iter()
+        .map(|m| {
+            json!({"service_name": "checkout", "metric_type": "latency_ms",
+                   "value": 119.0, "timestamp": spike_at + m * 60_000})
+        })
+        .collect();
+    let (status, answer) = node
+        .call(
+            "engineer",
+            Method::POST,
+            "/api/v1/metrics",
+            Some(Value::Array(later)),
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    browser
+        .until("the new windows on the line", || async {
+            (avg_points(&browser).await > points).then_some(())
+        })
+        .await;
     browser.close().await;
+}
+
+/// How many points the chart's avg line has.
+async fn avg_points(browser: &Browser) -> u64 {
+    browser
+        .client
+        .execute(
+            "const p = document.querySelector('#metric-chart path[data-series=avg]');
+             return p ? (p.getAttribute('d').match(/L/g) || []).length + 1 : 0;",
+            vec![],
+        )
+        .await
+        .ok()
+        .and_then(|n| n.as_u64())
+        .unwrap_or(0)
 }

@@ -237,3 +237,66 @@ async fn rate_chart(browser: &Browser) -> (bool, String) {
         answer[1].as_str().unwrap_or_default().to_owned(),
     )
 }
+
+#[tokio::test]
+async fn open_incidents_by_severity_are_loaded_then_kept_current() {
+    let node = Node::start("").await;
+    let create = |severity: &'static str, title: &'static str| {
+        let node = &node;
+        async move {
+            let (status, incident) = node
+                .call(
+                    "engineer",
+                    Method::POST,
+                    "/api/v1/incidents",
+                    Some(json!({"title": title, "severity": severity, "service_name": "checkout"})),
+                )
+                .await;
+            assert_eq!(status, 201, "{incident}");
+            incident["id"].as_str().expect("id").to_owned()
+        }
+    };
+    // Opened before the page: counted from the REST API.
+    create("critical", "Checkout is down").await;
+
+    let mut browser = Browser::start("overview-incidents").await;
+    browser.login(&node, "viewer").await;
+    browser
+        .until_text("[data-open-severity=critical]", "1")
+        .await;
+    browser.until_text("[data-open-severity=high]", "0").await;
+    browser.until_text("#open-incidents-note", "1 open").await;
+    browser
+        .until("the live stream to connect", || async {
+            let class = browser
+                .element("#live-state")
+                .await
+                .attr("class")
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            class.contains("on").then_some(())
+        })
+        .await;
+
+    // Opened and then resolved while the page is open: followed on the stream.
+    let id = create("high", "Payments are slow").await;
+    browser.until_text("[data-open-severity=high]", "1").await;
+    browser
+        .until_text("#live-incidents", "Payments are slow")
+        .await;
+    browser.screenshot("incident-opened").await;
+    let (status, answer) = node
+        .call(
+            "engineer",
+            Method::PATCH,
+            &format!("/api/v1/incidents/{id}"),
+            Some(json!({"status": "resolved"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    browser.until_text("[data-open-severity=high]", "0").await;
+    assert_eq!(browser.text("[data-open-severity=critical]").await, "1");
+    browser.close().await;
+}
