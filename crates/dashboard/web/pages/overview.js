@@ -31,6 +31,8 @@ export default async function render(root) {
   const serviceTotals = new Map();
   const openIncidents = new Map(); // id → {severity, status}
   let incidentsLoaded = false;
+  let incidentsTruncated = false;
+  let resolvedText = '';
   let dirty = true;
   const openedAt = Date.now();
 
@@ -197,6 +199,9 @@ export default async function render(root) {
         if (severity in bySeverity) bySeverity[severity] += 1;
       }
       for (const s of SEVERITIES) incidentCells[s].textContent = number(bySeverity[s], 0);
+      const acknowledged = [...openIncidents.values()].filter((i) => i.status === 'acknowledged').length;
+      incidentNote.textContent = `${incidentsTruncated ? 'At least ' : ''}${number(openIncidents.size - acknowledged, 0)} open and `
+        + `${number(acknowledged, 0)} acknowledged, kept current from the live stream.${resolvedText}`;
     }
   }
   const ticker = setInterval(draw, TICK_MS);
@@ -254,23 +259,25 @@ export default async function render(root) {
     openIncidents.clear();
     for (const [id, value] of loaded) openIncidents.set(id, value);
     incidentsLoaded = true;
+    incidentsTruncated = truncated;
     dirty = true;
-    const stats = await get('/api/v1/incidents/stats').catch(() => null);
-    replace(incidentNote, truncated ? `At least ${number(MAX_OPEN, 0)} open or acknowledged incidents; counts show the newest. `
-      : 'Open and acknowledged incidents, kept current from the live stream. ',
-    stats ? `All time: ${number(stats.open, 0)} open, ${number(stats.acknowledged, 0)} acknowledged, ${number(stats.resolved, 0)} resolved.` : '');
   }
 
   // ── ingest health, every HEALTH_MS ──
   let previous = null;
   async function health() {
-    const [readyAnswer, topics, lag] = await Promise.all([
+    const [readyAnswer, topics, lag, stats] = await Promise.all([
       fetch('/ready', { headers: { accept: 'application/json' } })
         .then(async (r) => ({ ok: r.ok, body: await r.json().catch(() => null) }))
         .catch((error) => ({ ok: false, body: { status: `unreachable: ${error.message}` } })),
       get('/api/v1/topics').catch(() => null),
       fetch('/metrics').then((r) => (r.ok ? r.text() : '')).then(consumerLag).catch(() => new Map()),
+      get('/api/v1/incidents/stats').catch(() => null),
     ]);
+    if (stats) {
+      resolvedText = ` ${number(stats.resolved, 0)} resolved in all.`;
+      dirty = true;
+    }
     ready.textContent = readyAnswer.ok ? 'ready' : (readyAnswer.body?.status || 'not ready');
     ready.className = `health-state ${readyAnswer.ok ? 'ok' : 'bad'}`;
     const checks = readyAnswer.body?.checks || {};
