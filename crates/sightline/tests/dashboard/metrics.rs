@@ -96,12 +96,62 @@ async fn a_metric_is_drawn_with_its_anomaly_marked() {
     browser.login(&node, "viewer").await;
     // Login lands on the overview; opening another page before that would race it.
     browser.element("#live-events-total").await;
+
+    // Without a choice the page offers the services it has rollups of; the choice made in
+    // the form lands in the link.
+    browser.open(&node, "#/metrics").await;
+    browser.until_text("#metric-chart", "Pick a service").await;
+    browser
+        .until("checkout among the suggested services", || async {
+            let found: Value = browser
+                .client
+                .execute(
+                    "return !!document.querySelector('#metric-services option[value=checkout]')",
+                    vec![],
+                )
+                .await
+                .ok()?;
+            (found == Value::Bool(true)).then_some(())
+        })
+        .await;
+    browser
+        .element("#metric-service")
+        .await
+        .send_keys("checkout")
+        .await
+        .unwrap();
+    browser
+        .element("#metric-name")
+        .await
+        .send_keys("latency_ms")
+        .await
+        .unwrap();
+    browser
+        .element("#metric-form button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .until("the choice in the link", || async {
+            let url = browser.client.current_url().await.ok()?;
+            url.fragment()
+                .is_some_and(|f| {
+                    f == "/metrics?service=checkout&metric=latency_ms&window=1m&hours=6"
+                })
+                .then_some(())
+        })
+        .await;
+    browser.element("#metric-chart path[data-series=avg]").await;
+
+    // The link alone reproduces the view.
     browser
         .open(
             &node,
             "#/metrics?service=checkout&metric=latency_ms&window=1m&hours=6",
         )
         .await;
+    browser.client.refresh().await.unwrap();
     let points = browser
         .until("the avg line with its points", || async {
             let n = avg_points(&browser).await;
