@@ -102,11 +102,14 @@ export function lineChart(container, { height = 220, formatValue = compact, labe
     const times = [...all, ...bandLower, ...markers.map((m) => [m.t, m.v])].map((p) => p[0]);
     const values = [...all, ...bandLower, ...bandUpper, ...markers.map((m) => [m.t, m.v])]
       .map((p) => p[1]).filter(Number.isFinite);
-    const t0 = data.from ?? (times.length ? Math.min(...times) : Date.now() - HOUR);
-    let t1 = data.to ?? (times.length ? Math.max(...times) : Date.now());
+    // Loops, not Math.min(...xs): tens of thousands of arguments can overflow the stack.
+    const least = (xs, start) => xs.reduce((a, b) => (b < a ? b : a), start);
+    const most = (xs, start) => xs.reduce((a, b) => (b > a ? b : a), start);
+    const t0 = data.from ?? (times.length ? least(times, Infinity) : Date.now() - HOUR);
+    let t1 = data.to ?? (times.length ? most(times, -Infinity) : Date.now());
     if (t1 <= t0) t1 = t0 + MINUTE;
-    const lo0 = Math.min(data.min ?? Infinity, ...values);
-    const hi0 = Math.max(...values, data.min ?? -Infinity);
+    const lo0 = least(values, data.min ?? Infinity);
+    const hi0 = most(values, data.min ?? -Infinity);
     const y = niceTicks(Number.isFinite(lo0) ? lo0 : 0, Number.isFinite(hi0) ? hi0 : 1, 4);
 
     const plotW = width - MARGIN.left - MARGIN.right;

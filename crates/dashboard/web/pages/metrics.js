@@ -131,7 +131,7 @@ export default async function render(root, { query, navigate }) {
       tile('Last window', last ? clock(last.window_start) : '—'),
       tile('Last avg', last ? number(last.avg, 2) : '—'),
       tile('Last p95', last ? number(last.p95, 2) : '—'),
-      tile('Range max', sorted.length ? number(Math.max(...sorted.map((r) => r.max)), 2) : '—'),
+      tile('Range max', sorted.length ? number(sorted.reduce((m, r) => Math.max(m, r.max), -Infinity), 2) : '—'),
       tile('Anomalies', number(anomalies.length, 0)));
     replace(anomalyBody, anomalies.length ? anomalies.slice().sort((a, b) => b.timestamp - a.timestamp).map((a) => h('tr', {},
       h('td', {}, time(a.timestamp)),
