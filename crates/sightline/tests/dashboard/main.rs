@@ -8,6 +8,8 @@ mod actions;
 mod browser;
 mod executions;
 mod incidents;
+mod events;
+mod metrics;
 mod overview;
 mod rules;
 mod sql;
