@@ -83,6 +83,9 @@ async function route() {
     replace(view, root);
     const ctx = { params: found.params, query: new URLSearchParams(search), navigate, user: current?.user };
     const done = await page.default(root, ctx);
+    // On the Performance timeline, so load time can be read in any browser (the browser
+    // tests report it): milliseconds from navigation to this page's first render.
+    performance.mark(`sightline:rendered:${found.section || 'login'}`);
     if (mine !== generation) {
       if (typeof done === 'function') done();
       return;

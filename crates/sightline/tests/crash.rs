@@ -6,6 +6,20 @@
 #![allow(clippy::unwrap_used)]
 
 use std::process::Command;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard};
+
+/// The incidents scenario replays a simulated day against the wall clock (720x): a node
+/// starved of CPU by the other crash tests falls behind and restarts slowly, which the
+/// signal clock then sees as time passing. It takes this lock exclusively; the others,
+/// which only count what survived, share it and run alongside each other.
+static WALL_CLOCK_PACED: RwLock<()> = RwLock::new(());
+
+/// A share of [`WALL_CLOCK_PACED`] for a test that is not paced by the wall clock.
+fn unpaced() -> RwLockReadGuard<'static, ()> {
+    WALL_CLOCK_PACED
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Runs `sightline bench crash` with `args` and returns its JSON report, checked.
 fn crash_report(args: &[&str]) -> serde_json::Value {
@@ -29,6 +43,7 @@ fn crash_report(args: &[&str]) -> serde_json::Value {
 
 #[test]
 fn acknowledged_events_survive_repeated_kill_9() {
+    let _shared = unpaced();
     let report = crash_report(&["--events", "50000", "--kills", "10", "--clients", "4"]);
     assert_eq!(report["kills"], 10, "{report}");
     assert!(
@@ -39,6 +54,7 @@ fn acknowledged_events_survive_repeated_kill_9() {
 
 #[test]
 fn process_nodes_killed_mid_stream_lose_nothing() {
+    let _shared = unpaced();
     let brokers =
         std::env::var("SIGHTLINE_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into());
     let pg = std::env::var("SIGHTLINE_TEST_PG_URL")
@@ -101,6 +117,7 @@ fn config_show_prints_every_default() {
 /// uninterrupted run's, and no row is stored twice.
 #[test]
 fn continuous_queries_killed_five_times_equal_an_uninterrupted_run() {
+    let _shared = unpaced();
     let out = Command::new(env!("CARGO_BIN_EXE_sightline"))
         .args([
             "bench",
@@ -135,6 +152,9 @@ fn continuous_queries_killed_five_times_equal_an_uninterrupted_run() {
 /// a kill re-derives the same incident ids instead of opening new ones).
 #[test]
 fn incidents_survive_kill_9_without_duplicates() {
+    let _alone = WALL_CLOCK_PACED
+        .write()
+        .unwrap_or_else(PoisonError::into_inner);
     let out = Command::new(env!("CARGO_BIN_EXE_sightline"))
         .args([
             "bench",

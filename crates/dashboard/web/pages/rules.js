@@ -77,7 +77,6 @@ async function triggers(panel, canEdit) {
   }
 
   function row(rule) {
-    const tip = canEdit ? undefined : ENGINEER_ONLY;
     const template = templates.find((t) => t.id === rule.response_template_id);
     return h('tr', { dataset: { id: rule.id, name: rule.name } },
       h('td', {}, h('strong', {}, rule.name), rule.description ? h('div', { class: 'muted small' }, rule.description) : null,
@@ -90,18 +89,13 @@ async function triggers(panel, canEdit) {
         rule.max_triggers_per_hour ? h('div', { class: 'muted small' }, `≤ ${rule.max_triggers_per_hour}/h`) : null),
       h('td', {}, rule.response_template_id ? (template ? template.name : h('code', {}, rule.response_template_id)) : '—'),
       h('td', {}, rule.active ? 'yes' : h('span', { class: 'muted' }, 'no')),
-      h('td', { class: 'row-actions' },
-        h('button', { type: 'button', class: 'secondary', disabled: !canEdit, title: tip, onclick: () => showForm(rule) }, 'Edit'), ' ',
-        h('button', { type: 'button', class: 'secondary', disabled: !canEdit, title: canEdit ? 'What it would have done' : ENGINEER_ONLY,
-          onclick: () => backtest(rule) }, 'Backtest'), ' ',
-        canEdit ? confirmButton('Delete', `Delete “${rule.name}”?`, async (holder) => {
-          try {
-            await del(`/api/v1/rules/triggers/${encodeURIComponent(rule.id)}`);
-            await load();
-          } catch (problem) {
-            replace(holder, h('span', { class: 'error small' }, problem.message));
-          }
-        }) : h('button', { type: 'button', class: 'danger', disabled: true, title: ENGINEER_ONLY }, 'Delete')));
+      rowActions(canEdit, {
+        edit: () => showForm(rule),
+        extra: ['Backtest', 'What it would have done', () => backtest(rule)],
+        name: rule.name,
+        path: `/api/v1/rules/triggers/${encodeURIComponent(rule.id)}`,
+        reload: load,
+      }));
   }
 
   function showForm(rule) {
@@ -262,7 +256,6 @@ async function playbooks(panel, canEdit) {
   }
 
   function row(t) {
-    const tip = canEdit ? undefined : ENGINEER_ONLY;
     const gated = t.steps.filter((s) => s.approval_required).length;
     return h('tr', { dataset: { id: t.id } },
       h('td', {}, h('strong', {}, t.name), t.description ? h('div', { class: 'muted small' }, t.description) : null),
@@ -273,18 +266,13 @@ async function playbooks(panel, canEdit) {
         s.approval_required ? h('span', { class: 'tag warn' }, 'approval') : null))),
       gated ? h('div', { class: 'muted small' }, `${gated} step(s) wait for an approver`) : null),
       h('td', {}, time(t.updated_at), t.created_by ? h('div', { class: 'muted small' }, `by ${t.created_by}`) : null),
-      h('td', { class: 'row-actions' },
-        h('button', { type: 'button', class: 'secondary', disabled: !canEdit, title: tip, onclick: () => showForm(t) }, 'Edit'), ' ',
-        h('button', { type: 'button', class: 'secondary', disabled: !canEdit, title: canEdit ? 'Render every step without running it' : ENGINEER_ONLY,
-          onclick: () => dryRun(t) }, 'Dry-run'), ' ',
-        canEdit ? confirmButton('Delete', `Delete “${t.name}”?`, async (holder) => {
-          try {
-            await del(`/api/v1/rules/responses/${encodeURIComponent(t.id)}`);
-            await load();
-          } catch (problem) {
-            replace(holder, h('span', { class: 'error small' }, problem.message));
-          }
-        }) : h('button', { type: 'button', class: 'danger', disabled: true, title: ENGINEER_ONLY }, 'Delete')));
+      rowActions(canEdit, {
+        edit: () => showForm(t),
+        extra: ['Dry-run', 'Render every step without running it', () => dryRun(t)],
+        name: t.name,
+        path: `/api/v1/rules/responses/${encodeURIComponent(t.id)}`,
+        reload: load,
+      }));
   }
 
   function showForm(t) {
@@ -377,4 +365,24 @@ async function playbooks(panel, canEdit) {
   }
 
   await load();
+}
+
+/**
+ * The Edit / extra / Delete cell of a rule or playbook row: `extra` is
+ * `[label, title, onclick]`; Delete asks in place, calls DELETE `path`, then `reload()`.
+ * Without the engineer role every button is disabled with a tooltip saying why.
+ */
+function rowActions(canEdit, { edit, extra: [label, title, onclick], name, path, reload }) {
+  const tip = canEdit ? undefined : ENGINEER_ONLY;
+  return h('td', { class: 'row-actions' },
+    h('button', { type: 'button', class: 'secondary', disabled: !canEdit, title: tip, onclick: edit }, 'Edit'), ' ',
+    h('button', { type: 'button', class: 'secondary', disabled: !canEdit, title: canEdit ? title : ENGINEER_ONLY, onclick }, label), ' ',
+    canEdit ? confirmButton('Delete', `Delete “${name}”?`, async (holder) => {
+      try {
+        await del(path);
+        await reload();
+      } catch (problem) {
+        replace(holder, h('span', { class: 'error small' }, problem.message));
+      }
+    }) : h('button', { type: 'button', class: 'danger', disabled: true, title: ENGINEER_ONLY }, 'Delete'));
 }

@@ -256,6 +256,22 @@ impl Browser {
             .unwrap_or_else(|e| panic!("no element {css}: {e}"))
     }
 
+    /// Waits until the header's live-stream dot says the WebSocket is connected.
+    pub async fn until_live(&self) {
+        self.until("the live stream to connect", || async {
+            let class = self
+                .element("#live-state")
+                .await
+                .attr("class")
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            class.contains("on").then_some(())
+        })
+        .await;
+    }
+
     /// Whether an element matching `css` exists and is displayed.
     pub async fn visible(&self, css: &str) -> bool {
         match self.client.find(Locator::Css(css)).await {

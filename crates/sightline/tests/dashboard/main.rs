@@ -6,9 +6,9 @@
 
 mod actions;
 mod browser;
+mod events;
 mod executions;
 mod incidents;
-mod events;
 mod metrics;
 mod overview;
 mod rules;
