@@ -3,7 +3,7 @@
 // the access token travels as a second subprotocol (`sightline.bearer.<token>`); the node
 // answers with `sightline`. The header dot (#live-state) shows whether a feed is connected.
 
-import { accessToken } from './api.js';
+import { accessToken, withQuery } from './api.js';
 
 const open = new Set();
 
@@ -48,8 +48,7 @@ export function follow(path, params, onMessage, { onState } = {}) {
     if (state.closed) return;
     if (!token) { retry(); return; }
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-    const query = new URLSearchParams(params || {}).toString();
-    const socket = new WebSocket(`${scheme}://${location.host}${path}${query ? `?${query}` : ''}`,
+    const socket = new WebSocket(`${scheme}://${location.host}${withQuery(path, params)}`,
       ['sightline', `sightline.bearer.${token}`]);
     state.socket = socket;
     socket.onopen = () => { state.delay = 250; changed(true); };

@@ -110,8 +110,13 @@ impl CompiledRule {
     /// condition at `now_ms` (windows and throttles aside: they decide whether a match
     /// fires).
     pub fn matches(&self, subject: &Subject, now_ms: i64) -> bool {
-        kind_slot(self.rule.applies_to) == subject_keys(subject).0
-            && at_least(subject.severity(), self.rule.severity_threshold)
+        kind_slot(self.rule.applies_to) == subject_keys(subject).0 && self.passes(subject, now_ms)
+    }
+
+    /// [`matches`](Self::matches) for a subject already known to be of the rule's kind
+    /// (the rule set's index is per kind, so its hot loop skips the kind check).
+    fn passes(&self, subject: &Subject, now_ms: i64) -> bool {
+        at_least(subject.severity(), self.rule.severity_threshold)
             && self.condition.matches(subject, now_ms)
     }
 }
@@ -300,7 +305,7 @@ impl RuleSet {
             let i = i as usize;
             self.stats.evaluations += 1;
             let r = &self.rules[i];
-            if !r.matches(subject, now_ms) {
+            if !r.passes(subject, now_ms) {
                 continue;
             }
             self.stats.matches += 1;
