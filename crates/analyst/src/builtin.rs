@@ -11,7 +11,10 @@
 //!   every anomalous service that depends on it. Load travels *down*: a traffic surge at
 //!   the edge raises the request rate of everything it calls, so a candidate whose own
 //!   request rate jumped explains the request-rate anomalies of the services it depends
-//!   on. This is "the upstream-most anomalous service", made direction-aware.
+//!   on. This is "the upstream-most anomalous service", made direction-aware. A surge the
+//!   detectors saw only as saturation (CPU, memory) of two or more services, before any
+//!   request-rate anomaly, is credited more weakly to the call graph's entry points that
+//!   reach them: that is where traffic comes in.
 //! - **onset** — whose anomaly started first (cascades take a step per hop).
 //! - **deployment** — a `DEPLOYMENT` of the candidate shortly before its onset.
 //! - **own symptoms** — the candidate's own anomalies (count and strength), its error
@@ -105,6 +108,10 @@ pub struct Features {
     /// Other services whose request-rate anomalies it explains (it depends on them, and
     /// its own request rate jumped).
     pub load_reach: usize,
+    /// Saturated services (CPU, memory) it reaches through its dependencies, when it is
+    /// an entry point of the call graph and reaches two or more: the shape of a load
+    /// surge the detectors caught as saturation before any request-rate anomaly.
+    pub saturation_reach: usize,
     /// Whether no anomalous service that depends on it had a request-rate anomaly (it is
     /// where the load entered).
     pub load_entry: bool,
@@ -194,6 +201,21 @@ impl BuiltinAnalyst {
         }
         let earliest = first.values().copied().min().unwrap_or(onset);
         let topo = &ctx.topology;
+        // Several services saturated at once may share no fault but a caller: traffic
+        // enters the call graph at its entry points, so those that reach two or more of
+        // them are candidates even without a signal of their own.
+        if local.len() >= 2 {
+            for entry in topo
+                .services
+                .keys()
+                .filter(|s| topo.dependents(s).is_empty())
+            {
+                let upstream = topo.upstream_of(entry);
+                if local.keys().filter(|s| upstream.contains(**s)).count() >= 2 {
+                    candidates.insert(entry.to_owned());
+                }
+            }
+        }
         let mut out = Vec::new();
         for service in &candidates {
             let mut f = Features::default();
@@ -237,6 +259,14 @@ impl BuiltinAnalyst {
                         .sum();
                 }
             }
+            let mut saturation_reach = 0.0;
+            if topo.dependents(service).is_empty() {
+                let reached = local.iter().filter(|(s, _)| upstream.contains(**s));
+                f.saturation_reach = reached.clone().count();
+                if f.saturation_reach >= 2 {
+                    saturation_reach = reached.map(|(_, v)| v).sum();
+                }
+            }
             let start = first.get(service.as_str()).copied().unwrap_or(onset);
             f.deployment = ctx
                 .deployments
@@ -274,6 +304,7 @@ impl BuiltinAnalyst {
                 } else {
                     0.0
                 },
+                saturation: saturation_reach / others,
             };
             out.push(Candidate {
                 service: service.clone(),
@@ -368,13 +399,17 @@ struct Reach {
     fault: f64,
     /// Share of the others' strength its load explains (load entry points only).
     load: f64,
+    /// Share of the others' strength in saturation it could have caused by load (entry
+    /// points of the call graph only); weaker than `load`, which saw the traffic itself.
+    saturation: f64,
 }
 
 /// The candidate's score: causal reach dominates (it is the topology argument), onset,
 /// deployment and own symptoms break ties and rescue incidents the graph cannot explain,
 /// operator verdicts nudge.
 fn score(f: &Features, reach: &Reach) -> f64 {
-    let mut s = 1.5 * reach.own + reach.local + 3.0 * reach.fault + 3.5 * reach.load;
+    let mut s =
+        1.5 * reach.own + reach.local + 3.0 * reach.fault + 3.5 * reach.load + reach.saturation;
     if let Some(offset) = f.onset_offset_ms {
         // Earliest gets the full point, a minute or more later nothing.
         s += (1.0 - offset as f64 / 60_000.0).clamp(0.0, 1.0);
@@ -647,4 +682,114 @@ fn executive_summary(
         top.service,
         ctx.incident.status,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sightline_model::{Anomaly, Incident, IncidentStatus, ServiceNode, Signal, Topology};
+
+    const T: i64 = 1_700_000_000_000;
+
+    fn saturation(service: &str, metric: &str) -> Anomaly {
+        let signal = Signal::Metric {
+            metric_type: metric.into(),
+        };
+        Anomaly {
+            id: Anomaly::id_for("robust_zscore", service, &signal, T),
+            detector: "robust_zscore".into(),
+            service_name: service.into(),
+            signal,
+            timestamp: T,
+            value: 95.0,
+            expected_low: 10.0,
+            expected_high: 40.0,
+            score: 0.7,
+            severity: Severity::High,
+            explanation: "far above its usual range".into(),
+            event_id: None,
+            detected_at: T,
+        }
+    }
+
+    /// `edge → gateway → {payments → db, search}`, and `batch → search` (a second entry).
+    fn context(anomalies: Vec<Anomaly>) -> AnalysisContext {
+        let mut topology = Topology::default();
+        for (name, deps) in [
+            ("edge", &["gateway"][..]),
+            ("batch", &["search"][..]),
+            ("gateway", &["payments", "search"][..]),
+            ("payments", &["db"][..]),
+            ("search", &[][..]),
+            ("db", &[][..]),
+        ] {
+            topology.services.insert(
+                name.into(),
+                ServiceNode {
+                    depends_on: deps.iter().map(|d| (*d).to_owned()).collect(),
+                    criticality: 1.0,
+                },
+            );
+        }
+        let services: Vec<String> = anomalies.iter().map(|a| a.service_name.clone()).collect();
+        AnalysisContext {
+            incident: Incident {
+                id: "inc-1".into(),
+                title: "saturation".into(),
+                description: String::new(),
+                severity: Severity::High,
+                score: 1.0,
+                status: IncidentStatus::Open,
+                service_name: services[0].clone(),
+                affected_services: services,
+                detected_at: T,
+                updated_at: T,
+                acknowledged_at: None,
+                resolved_at: None,
+                correlation_id: String::new(),
+                fingerprint: String::new(),
+                labels: Default::default(),
+                event_ids: vec![],
+                anomaly_ids: anomalies.iter().map(|a| a.id.clone()).collect(),
+                occurrences: 1,
+                assignee: None,
+                flapping: false,
+                timeline: vec![],
+            },
+            topology,
+            anomalies,
+            nearby_anomalies: vec![],
+            events: vec![],
+            deployments: vec![],
+            metric_shifts: vec![],
+            similar: vec![],
+            root_verdicts: vec![],
+        }
+    }
+
+    #[test]
+    fn simultaneous_saturation_points_at_the_entry_that_reaches_it_all() {
+        let ctx = context(vec![
+            saturation("payments", "cpu_usage"),
+            saturation("db", "cpu_usage"),
+        ]);
+        let ranked = BuiltinAnalyst.rank(&ctx);
+        let names: Vec<&str> = ranked.iter().map(|c| c.service.as_str()).collect();
+        assert_eq!(names[2], "edge", "{ranked:#?}");
+        assert_eq!(ranked[2].features.saturation_reach, 2);
+        assert!(
+            ranked[2].score < ranked[1].score,
+            "weaker than the saturated services' own evidence: {ranked:#?}"
+        );
+        // `batch` is an entry too, but reaches neither; `gateway` is no entry.
+        assert!(!names.contains(&"batch"), "{names:?}");
+        assert!(!names.contains(&"gateway"), "{names:?}");
+    }
+
+    #[test]
+    fn one_saturated_service_is_its_own_fault() {
+        let ranked = BuiltinAnalyst.rank(&context(vec![saturation("payments", "cpu_usage")]));
+        let names: Vec<&str> = ranked.iter().map(|c| c.service.as_str()).collect();
+        assert_eq!(names, ["payments"], "{ranked:#?}");
+    }
 }

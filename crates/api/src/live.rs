@@ -21,6 +21,7 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use futures::SinkExt as _;
 use sightline_log::{Delivered, EventLog, Position, Subscription};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
@@ -176,12 +177,19 @@ async fn push_ws(mut socket: WebSocket, mut push: Push) {
         tokio::select! {
             batch = push.sub.next_batch(PUSH_BATCH) => {
                 let Ok(batch) = batch else { break };
+                // One flush per batch, not per message: at thousands of rows a second the
+                // per-message write is what a client would wait on.
+                let mut sent = 0;
                 for (_, json) in batch.iter().filter_map(&push.render) {
-                    if socket.send(Message::Text(json.into())).await.is_err() {
+                    if socket.feed(Message::Text(json.into())).await.is_err() {
                         return;
                     }
-                    metrics::counter!(telemetry::MESSAGES, "route" => push.route).increment(1);
+                    sent += 1;
                 }
+                if socket.flush().await.is_err() {
+                    return;
+                }
+                metrics::counter!(telemetry::MESSAGES, "route" => push.route).increment(sent);
             }
             incoming = socket.recv() => match incoming {
                 // The client only listens; a close or an error ends the push.

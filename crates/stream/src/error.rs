@@ -43,6 +43,9 @@ pub enum StreamError {
     /// The store failed and the runner was told to stop before a retry succeeded.
     #[error("store: {0}")]
     Store(#[from] sightline_store::StoreError),
+    /// A task of the engine panicked or was cancelled.
+    #[error("stream task failed: {0}")]
+    TaskFailed(String),
     /// File-system failure.
     #[error("I/O error on {path}: {source}")]
     Io {

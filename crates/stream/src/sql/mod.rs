@@ -41,6 +41,7 @@
 
 mod catalog;
 pub mod expr;
+mod output;
 pub mod planner;
 mod pull;
 mod query;

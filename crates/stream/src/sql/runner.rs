@@ -7,14 +7,16 @@
 //! the same name starts afresh), reading its source topic **from the beginning** of what
 //! the log retains, like ksqlDB with `auto.offset.reset = earliest`. The loop is the rollup
 //! runner's ([`crate::runner`]): restore the checkpoint and skip what it covers; per batch,
-//! feed the query and write what it returns before moving on; tick every second so idle
-//! partitions release the watermark; save the checkpoint, **then** commit its offsets.
+//! feed the query and hand what it returns to the query's output pipeline
+//! ([`output`](super::output): appended and stored by two tasks while the next batch is
+//! processed); tick every second so idle partitions release the watermark; save the
+//! checkpoint behind the output it covers, **then** commit its offsets.
 //!
 //! What a query writes:
 //! - every output row to its output topic (JSON; key = the row's deterministic
 //!   [`output_key`](super::output_key); a deleted row is a record with an empty value);
 //! - for tables, the current rows to the store's `query_rows` (upserts by row key, only the
-//!   last version of a row within a batch), which pull queries read;
+//!   last version of a row among the batches waiting to be stored), which pull queries read;
 //! - late source records, unchanged, to `<source>.late`;
 //! - source records it cannot decode, unchanged with an `error` header, to `<output>.dlq`.
 //!
@@ -22,19 +24,19 @@
 //! them and a consumer of the output topic that keeps the latest value per key sees the
 //! same table as after an uninterrupted run.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sightline_log::{Delivered, EventLog, Record, Subscription, TopicConfig};
-use sightline_store::{QueryRow, Store, StreamStatement};
+use sightline_log::{Delivered, EventLog, TopicConfig};
+use sightline_store::{Store, StreamStatement};
 
 use super::catalog::{Catalog, CatalogDefinitions, StoredStatement};
-use super::query::{ContinuousQuery, OutputRow, Processed};
+use super::output::{Output, OutputPipeline, Sinks};
+use super::query::{ContinuousQuery, Processed};
 use crate::checkpoint::{Checkpoint, CheckpointStore, SourcePositions};
 use crate::error::StreamError;
-use crate::runner::{commit_positions, retry_store_write, seek_to};
+use crate::runner::{commit_positions, seek_to};
 use crate::telemetry;
 use sightline_model::clock::now_ms;
 
@@ -131,51 +133,68 @@ pub async fn run_query(
     seek_to(sub.as_mut(), &restored, &job);
     tracing::info!(query = query.name(), group = %job, "continuous query started");
 
-    let mut runner = QueryRunner {
+    let mut outputs = OutputPipeline::start(Sinks {
         log,
         store,
+        checkpoints,
+        query: query.name().to_owned(),
         statement_id,
-        config,
-        topics,
+        job,
+        is_table: query.is_table(),
+        output_topic: topics.output,
+        late_topic: topics.late,
+        dead_letter_topic: topics.dead_letters,
+        retry_backoff: config.retry_backoff,
+    });
+    let mut runner = QueryRunner {
         restored: restored.clone(),
         positions: restored,
-        rows: Vec::new(),
-        late: Vec::new(),
-        dead: Vec::new(),
+        output: Output::default(),
         dirty: false,
     };
-    let mut tick = tokio::time::interval(runner.config.tick_interval);
+    let mut tick = tokio::time::interval(config.tick_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_checkpoint = Instant::now();
-    let batch_size = runner.config.batch_size.max(1);
+    let batch_size = config.batch_size.max(1);
+    // `false` once shutdown arrived while output was being handed over: what is not
+    // handed over is not checkpointed either, and is replayed after the restart.
+    let mut clean = true;
     loop {
         tokio::select! {
             biased;
             () = &mut shutdown => break,
+            saved = outputs.saved() => match saved {
+                Some(positions) => commit_positions(sub.as_mut(), &positions).await?,
+                None => break,
+            },
             _ = tick.tick() => {
-                query.tick(now_ms(), &mut runner.rows);
+                query.tick(now_ms(), &mut runner.output.rows);
             }
             batch = sub.next_batch(batch_size) => {
                 runner.process(&mut query, &batch?);
             }
         }
-        if !runner
-            .flush(query.name(), query.is_table(), &mut shutdown)
-            .await?
-        {
-            return Ok(());
+        if !runner.output.is_empty() {
+            let output = std::mem::take(&mut runner.output);
+            tokio::select! {
+                biased;
+                () = &mut shutdown => { clean = false; break }
+                handed = outputs.output(output) => if !handed { break },
+            }
         }
-        if runner.dirty && last_checkpoint.elapsed() >= runner.config.checkpoint_interval {
-            runner
-                .checkpoint(&query, checkpoints.as_ref(), &job, sub.as_mut())
-                .await?;
+        if runner.dirty && last_checkpoint.elapsed() >= config.checkpoint_interval {
+            let checkpoint = runner.checkpoint(&query);
+            tokio::select! {
+                biased;
+                () = &mut shutdown => { clean = false; break }
+                handed = outputs.checkpoint(checkpoint) => if !handed { break },
+            }
             last_checkpoint = Instant::now();
         }
     }
-    if runner.dirty {
-        runner
-            .checkpoint(&query, checkpoints.as_ref(), &job, sub.as_mut())
-            .await?;
+    let last = (clean && runner.dirty).then(|| runner.checkpoint(&query));
+    if let Some(positions) = outputs.finish(last).await? {
+        commit_positions(sub.as_mut(), &positions).await?;
     }
     tracing::info!(query = query.name(), "continuous query stopped");
     Ok(())
@@ -277,18 +296,15 @@ async fn restore(
     Ok(checkpoint.positions)
 }
 
-/// The runner's I/O side: decoding input and writing the query's output.
+/// The processing side of a running query: what it has read and produced since the last
+/// hand-over.
 struct QueryRunner {
-    log: Arc<dyn EventLog>,
-    store: Arc<dyn Store>,
-    statement_id: String,
-    config: QueryRunnerConfig,
-    topics: QueryTopics,
+    /// Positions the restored checkpoint covers: records before them are skipped.
     restored: SourcePositions,
+    /// Next position to read, per source partition.
     positions: SourcePositions,
-    rows: Vec<OutputRow>,
-    late: Vec<Record>,
-    dead: Vec<Record>,
+    /// Produced and not yet handed to the output pipeline.
+    output: Output,
     /// State changed since the last checkpoint.
     dirty: bool,
 }
@@ -314,93 +330,25 @@ impl QueryRunner {
                 d.partition,
                 d.offset,
                 d.record.timestamp,
-                &mut self.rows,
+                &mut self.output.rows,
             ) {
                 Ok(Processed::Accepted | Processed::Filtered) => {}
-                Ok(Processed::Late { .. }) => self.late.push(d.record.clone()),
+                Ok(Processed::Late { .. }) => self.output.late.push(d.record.clone()),
                 Err(error) => {
                     metrics::counter!(telemetry::SQL_REJECTED, "query" => name.clone())
                         .increment(1);
                     tracing::debug!(query = %name, topic = %d.topic, partition = d.partition,
                         offset = d.offset, %error, "continuous query: dead-lettering a record");
-                    self.dead
+                    self.output
+                        .dead
                         .push(d.record.clone().with_header("error", error.to_string()));
                 }
             }
         }
     }
 
-    /// Writes everything the query produced. Returns `false` when shutdown arrived while a
-    /// store write was being retried (nothing is checkpointed then).
-    async fn flush(
-        &mut self,
-        query: &str,
-        is_table: bool,
-        shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
-    ) -> Result<bool, StreamError> {
-        let rows = std::mem::take(&mut self.rows);
-        let late = std::mem::take(&mut self.late);
-        let dead = std::mem::take(&mut self.dead);
-        if !late.is_empty() {
-            metrics::counter!(telemetry::SQL_LATE, "query" => query.to_owned())
-                .increment(late.len() as u64);
-            self.log.append(&self.topics.late, late).await?;
-        }
-        if !dead.is_empty() {
-            self.log.append(&self.topics.dead_letters, dead).await?;
-        }
-        if rows.is_empty() {
-            return Ok(true);
-        }
-        self.dirty = true;
-        let mut records = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let value = match &row.value {
-                Some(v) => serde_json::to_vec(v).map_err(|e| StreamError::Encode(e.to_string()))?,
-                None => Vec::new(),
-            };
-            records.push(Record::new(Some(&row.key), value, row.event_time));
-        }
-        self.log.append(&self.topics.output, records).await?;
-        metrics::counter!(telemetry::SQL_OUT, "query" => query.to_owned())
-            .increment(rows.len() as u64);
-
-        let stored = if is_table {
-            latest_per_key(&rows)
-        } else {
-            Vec::new()
-        };
-        if !stored.is_empty() {
-            let (store, id) = (self.store.clone(), self.statement_id.clone());
-            let written = retry_store_write(
-                self.config.retry_backoff,
-                shutdown,
-                || {
-                    let (store, id, stored) = (store.clone(), id.clone(), &stored);
-                    async move { store.write_query_rows(&id, stored).await }
-                },
-                |error| {
-                    metrics::counter!(telemetry::SQL_WRITE_ERRORS, "query" => query.to_owned())
-                        .increment(1);
-                    tracing::warn!(%error, query, "continuous query: writing rows failed; retrying");
-                },
-            )
-            .await;
-            if !written {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    }
-
-    /// Saves the query's checkpoint, then commits the positions it covers.
-    async fn checkpoint(
-        &mut self,
-        query: &ContinuousQuery,
-        checkpoints: &dyn CheckpointStore,
-        job: &str,
-        sub: &mut dyn Subscription,
-    ) -> Result<(), StreamError> {
+    /// The query's state and the positions it covers; the state is clean from here on.
+    fn checkpoint(&mut self, query: &ContinuousQuery) -> Checkpoint {
         let mut checkpoint = Checkpoint {
             positions: self.positions.clone(),
             ..Checkpoint::default()
@@ -408,71 +356,7 @@ impl QueryRunner {
         if let Some(snapshot) = query.snapshot() {
             checkpoint.insert(snapshot);
         }
-        checkpoints.save_checkpoint(job, &checkpoint).await?;
-        commit_positions(sub, &checkpoint.positions).await?;
         self.dirty = false;
-        Ok(())
-    }
-}
-
-/// The store rows for a batch of table output: the last version of each row key.
-fn latest_per_key(rows: &[OutputRow]) -> Vec<QueryRow> {
-    let mut index: HashMap<&str, usize> = HashMap::with_capacity(rows.len());
-    let mut out: Vec<QueryRow> = Vec::new();
-    for row in rows {
-        let stored = QueryRow {
-            key: row.key.clone(),
-            // A windowed row's key ends in `@<window start>`; the group key is before it.
-            group_key: match row.window {
-                Some(_) => row.key.rsplit_once('@').map_or(&*row.key, |(k, _)| k),
-                None => &row.key,
-            }
-            .to_owned(),
-            window_start: row.window.map(|w| w.start),
-            window_end: row.window.map(|w| w.end),
-            value: row.value.clone(),
-            event_time: row.event_time,
-        };
-        match index.get(row.key.as_str()) {
-            Some(&i) => out[i] = stored,
-            None => {
-                index.insert(&row.key, out.len());
-                out.push(stored);
-            }
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::Window;
-
-    fn row(key: &str, window: Option<Window>, n: i64) -> OutputRow {
-        OutputRow {
-            key: key.into(),
-            value: Some(serde_json::json!({ "n": n })),
-            window,
-            event_time: n,
-        }
-    }
-
-    #[test]
-    fn keeps_the_last_version_of_each_row_and_its_group_key() {
-        let w = Window {
-            start: 60,
-            end: 120,
-        };
-        let rows = [
-            row("[\"a\"]", None, 1),
-            row("[\"b\"]@60", Some(w), 2),
-            row("[\"a\"]", None, 3),
-        ];
-        let stored = latest_per_key(&rows);
-        assert_eq!(stored.len(), 2);
-        assert_eq!(stored[0].value, Some(serde_json::json!({ "n": 3 })));
-        assert_eq!(stored[1].group_key, "[\"b\"]");
-        assert_eq!(stored[1].window_end, Some(120));
+        checkpoint
     }
 }
