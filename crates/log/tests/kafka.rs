@@ -18,9 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conformance::{PATIENCE, read_n, record};
-use sightline_log::{
-    Delivered, EventLog, KafkaConfig, KafkaLog, Record, TopicConfig, next_positions,
-};
+use sightline_log::{EventLog, KafkaConfig, KafkaLog, Record, TopicConfig, next_positions};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::sync::{mpsc, watch};
 
 fn brokers() -> String {
@@ -55,10 +54,11 @@ mod contract {
     log_conformance_tests!(kafka_backend);
 }
 
-/// What a reader task saw.
+/// What a reader saw: the (partition, offset) of each record delivered, and how many
+/// partitions were revoked.
 struct Seen {
     member: usize,
-    delivered: Vec<Delivered>,
+    delivered: Vec<(u32, u64)>,
     revoked: usize,
 }
 
@@ -87,7 +87,7 @@ fn spawn_reader(
                 && report
                     .send(Seen {
                         member,
-                        delivered: batch,
+                        delivered: batch.iter().map(|d| (d.partition, d.offset)).collect(),
                         revoked,
                     })
                     .await
@@ -151,9 +151,9 @@ async fn two_members_split_partitions_and_the_survivor_takes_over() {
         while let Ok(Some(s)) = tokio::time::timeout(Duration::from_millis(300), seen.recv()).await
         {
             revocations += s.revoked;
-            for d in s.delivered {
-                by_member[s.member].insert(d.partition);
-                *got.entry((d.partition, d.offset)).or_default() += 1;
+            for (partition, offset) in s.delivered {
+                by_member[s.member].insert(partition);
+                *got.entry((partition, offset)).or_default() += 1;
             }
         }
     }
@@ -174,9 +174,9 @@ async fn two_members_split_partitions_and_the_survivor_takes_over() {
             .unwrap_or_else(|_| panic!("only {} of {appended} records delivered", got.len()))
             .unwrap();
         revocations += s.revoked;
-        for d in s.delivered {
+        for position in s.delivered {
             assert_eq!(s.member, 0, "b has left");
-            *got.entry((d.partition, d.offset)).or_default() += 1;
+            *got.entry(position).or_default() += 1;
         }
     }
     stop_a.send(true).unwrap();
@@ -201,6 +201,306 @@ async fn two_members_split_partitions_and_the_survivor_takes_over() {
     let redelivered = got.values().filter(|n| **n > 1).count();
     // At-least-once: only records in flight during a rebalance can come twice.
     assert!(redelivered <= 200, "{redelivered} records redelivered");
+}
+
+/// Environment of [`group_member_process`]: the consumer group and topic it reads.
+const MEMBER_GROUP: &str = "SIGHTLINE_TEST_KAFKA_MEMBER_GROUP";
+const MEMBER_TOPIC: &str = "SIGHTLINE_TEST_KAFKA_MEMBER_TOPIC";
+/// Starts each line [`group_member_process`] prints (the test harness prints too).
+const MEMBER_SAYS: &str = "@member";
+
+/// A group member for [`a_killed_member_s_partitions_resume_from_its_commits`], run in a
+/// child process of this test binary so that it can die by SIGKILL, with no chance to
+/// leave the group or commit on its way out. It prints every record it receives and every
+/// revocation, and commits one batch behind: at any moment it holds records it has not
+/// committed, which the member that takes over must receive again. It exits when its
+/// standard input closes (its parent is gone).
+#[tokio::test]
+#[ignore = "a child process of a_killed_member_s_partitions_resume_from_its_commits"]
+async fn group_member_process() {
+    let (Ok(group), Ok(topic)) = (std::env::var(MEMBER_GROUP), std::env::var(MEMBER_TOPIC)) else {
+        return;
+    };
+    let log = KafkaLog::connect(config(brokers())).unwrap();
+    let mut sub = log.subscribe(&group, &[&topic]).await.unwrap();
+    let mut stdin = tokio::io::stdin();
+    let mut eof = [0u8; 1];
+    let mut uncommitted = Vec::new();
+    loop {
+        let batch = tokio::select! {
+            b = sub.next_batch(100) => b.unwrap(),
+            _ = tokio::time::sleep(Duration::from_millis(200)) => Vec::new(),
+            _ = stdin.read(&mut eof) => return,
+        };
+        for d in &batch {
+            println!("{MEMBER_SAYS} delivered {} {}", d.partition, d.offset);
+        }
+        for (_, partition) in sub.take_revoked() {
+            println!("{MEMBER_SAYS} revoked {partition}");
+        }
+        if !batch.is_empty() {
+            sub.commit(&uncommitted).await.unwrap();
+            uncommitted = next_positions(&batch);
+        }
+    }
+}
+
+/// A [`group_member_process`] and the task that forwards what it prints as [`Seen`].
+struct MemberProcess {
+    child: tokio::process::Child,
+    forward: tokio::task::JoinHandle<()>,
+}
+
+impl MemberProcess {
+    fn spawn(member: usize, group: &str, topic: &str, report: mpsc::Sender<Seen>) -> Self {
+        let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "group_member_process",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env(MEMBER_GROUP, group)
+            .env(MEMBER_TOPIC, topic)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let forward = tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let Some(at) = line.find(MEMBER_SAYS) else {
+                    continue;
+                };
+                let words: Vec<&str> = line[at..].split_whitespace().collect();
+                let seen = match words[1..] {
+                    ["delivered", p, o] => Seen {
+                        member,
+                        delivered: vec![(p.parse().unwrap(), o.parse().unwrap())],
+                        revoked: 0,
+                    },
+                    ["revoked", _] => Seen {
+                        member,
+                        delivered: Vec::new(),
+                        revoked: 1,
+                    },
+                    _ => panic!("unexpected line from the member: {line}"),
+                };
+                if report.send(seen).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Self { child, forward }
+    }
+
+    /// SIGKILL; returns once the process is gone and everything it printed is in `got`
+    /// (receiving meanwhile, so the forwarding task never waits on a full channel).
+    async fn kill(mut self, got: &mut Deliveries, seen: &mut mpsc::Receiver<Seen>) {
+        self.child.kill().await.unwrap();
+        loop {
+            tokio::select! {
+                done = &mut self.forward => break done.unwrap(),
+                Some(s) = seen.recv() => got.add(s),
+            }
+        }
+        while let Ok(s) = seen.try_recv() {
+            got.add(s);
+        }
+    }
+}
+
+/// Who received what, per record and per partition.
+#[derive(Default)]
+struct Deliveries {
+    /// Per (partition, offset), how many times it was delivered.
+    count: HashMap<(u32, u64), usize>,
+    /// Per partition, the member that delivered its highest offset so far and that offset.
+    owner: HashMap<u32, (usize, u64)>,
+    /// Per member, everything it received, in order.
+    by_member: [Vec<(u32, u64)>; 2],
+    revocations: usize,
+}
+
+impl Deliveries {
+    fn add(&mut self, seen: Seen) {
+        self.revocations += seen.revoked;
+        for (partition, offset) in seen.delivered {
+            *self.count.entry((partition, offset)).or_default() += 1;
+            self.by_member[seen.member].push((partition, offset));
+            let owner = self.owner.entry(partition).or_insert((seen.member, offset));
+            if offset >= owner.1 {
+                *owner = (seen.member, offset);
+            }
+        }
+    }
+
+    /// Receives until every one of `appended` records was delivered at least once.
+    async fn await_all(&mut self, seen: &mut mpsc::Receiver<Seen>, appended: usize, what: &str) {
+        let deadline = tokio::time::Instant::now() + PATIENCE * 2;
+        while self.count.len() < appended {
+            match tokio::time::timeout_at(deadline, seen.recv()).await {
+                Ok(Some(s)) => self.add(s),
+                _ => panic!(
+                    "{what}: only {} of {appended} records delivered; last owner per partition \
+                     (member, offset): {:?}",
+                    self.count.len(),
+                    self.owner
+                ),
+            }
+        }
+    }
+
+    fn partitions_of(&self, member: usize) -> BTreeSet<u32> {
+        self.owner
+            .iter()
+            .filter(|(_, (m, _))| *m == member)
+            .map(|(p, _)| *p)
+            .collect()
+    }
+}
+
+/// Member b runs in its own process and is killed with SIGKILL while it holds partitions
+/// and records it has not committed. Member a must then take over b's partitions from
+/// b's committed offsets: every record appended afterwards arrives, and the only records
+/// delivered twice are exactly those b had received but not committed.
+///
+/// Ignored because tansu 0.6's group coordinator never hands a session-expired member's
+/// partitions to the survivors (`tansu-broker-0.6.0/src/coordinator/group/administrator.rs`):
+/// the survivor's Heartbeat removes the expired member (`Inner<Formed>::heartbeat` →
+/// `missed_heartbeat`) and answers REBALANCE_IN_PROGRESS, but the group stays `Formed`
+/// with the same generation, the dead member as leader and the old assignments; the
+/// survivor's JoinGroup then matches the "existing member, same metadata" case of
+/// `Inner<Formed>::join` (same generation, no rebalance) and its SyncGroup is answered by
+/// `Inner<Formed>::sync` from the stored assignments, ignoring any the leader sends. So
+/// the survivor gets its old partitions back and the dead member's stay unread. An Apache
+/// Kafka coordinator expires the member (`onExpireHeartbeat` → `removeMemberAndUpdateGroup`),
+/// moves the group to PreparingRebalance, elects a new leader among the survivors and
+/// installs the assignment it sends for the next generation.
+#[tokio::test]
+#[ignore = "tansu 0.6 never reassigns a session-expired member's partitions: its formed \
+            group drops the member but keeps the generation, dead leader and assignments"]
+async fn a_killed_member_s_partitions_resume_from_its_commits() {
+    let log: Arc<dyn EventLog> = Arc::new(KafkaLog::connect(config(brokers())).unwrap());
+    let topic = unique("takeover");
+    let group = unique("g");
+    log.create_topic(&topic, TopicConfig::with_partitions(4))
+        .await
+        .unwrap();
+    let (report, mut seen) = mpsc::channel(1024);
+    let mut got = Deliveries::default();
+    let mut appended = 0;
+
+    // b alone: it owns every partition and leads the group.
+    let b = MemberProcess::spawn(1, &group, &topic, report.clone());
+    appended += append_spread(&*log, &topic, appended, 40).await;
+    got.await_all(&mut seen, appended, "b alone").await;
+
+    // a joins; keep appending until each has the latest records of some partition.
+    let (stop_a, stopped_a) = watch::channel(false);
+    let a = spawn_reader(
+        0,
+        log.clone(),
+        group.clone(),
+        topic.clone(),
+        report,
+        stopped_a,
+    );
+    let deadline = tokio::time::Instant::now() + PATIENCE * 2;
+    while got.partitions_of(0).is_empty() || got.partitions_of(1).is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the group never split"
+        );
+        appended += append_spread(&*log, &topic, appended, 40).await;
+        got.await_all(&mut seen, appended, "a and b").await;
+    }
+    // One more round, so the owner of each partition is the one of the current split.
+    appended += append_spread(&*log, &topic, appended, 40).await;
+    got.await_all(&mut seen, appended, "a and b").await;
+    let (held_by_a, held_by_b) = (got.partitions_of(0), got.partitions_of(1));
+    assert!(
+        !held_by_a.is_empty() && !held_by_b.is_empty() && held_by_a.len() + held_by_b.len() == 4,
+        "the partitions are split: a {held_by_a:?}, b {held_by_b:?}"
+    );
+
+    b.kill(&mut got, &mut seen).await;
+    let committed = log.committed(&group, &topic).await.unwrap();
+    let received_by_b = got.by_member[1].clone();
+    let before_kill: BTreeSet<(u32, u64)> = got.count.keys().copied().collect();
+    let delivered_to_a_before = got.by_member[0].len();
+    let uncommitted_by_b: BTreeSet<(u32, u64)> = received_by_b
+        .iter()
+        .filter(|(p, o)| held_by_b.contains(p) && *o >= committed[*p as usize].unwrap_or(0))
+        .copied()
+        .collect();
+    assert!(
+        !uncommitted_by_b.is_empty(),
+        "b commits one batch behind, so it died holding records it had not committed"
+    );
+
+    appended += append_spread(&*log, &topic, appended, 400).await;
+    got.await_all(&mut seen, appended, "after b was killed")
+        .await;
+    // Records b had not committed come again, after the last new one at the latest.
+    let redelivered_deadline = tokio::time::Instant::now() + PATIENCE;
+    while let Some(missing) = uncommitted_by_b
+        .iter()
+        .find(|r| got.count.get(r).copied().unwrap_or(0) < 2)
+    {
+        match tokio::time::timeout_at(redelivered_deadline, seen.recv()).await {
+            Ok(Some(s)) => got.add(s),
+            _ => panic!("{missing:?}, received but not committed by b, never came to a"),
+        }
+    }
+    stop_a.send(true).unwrap();
+    a.await.unwrap();
+    while let Ok(s) = seen.try_recv() {
+        got.add(s);
+    }
+
+    // a started each of b's partitions exactly at b's committed offset.
+    let after_kill = &got.by_member[0][delivered_to_a_before..];
+    for p in &held_by_b {
+        let first = after_kill.iter().find(|(q, _)| q == p).map(|(_, o)| *o);
+        assert_eq!(
+            first,
+            Some(committed[*p as usize].unwrap_or(0)),
+            "a resumes partition {p} from b's commit"
+        );
+    }
+    // Delivered twice: exactly what b received and had not committed; nothing lost.
+    let again: BTreeSet<(u32, u64)> = after_kill
+        .iter()
+        .filter(|r| before_kill.contains(r))
+        .copied()
+        .collect();
+    assert_eq!(again, uncommitted_by_b, "redelivered after the kill");
+    let mut after_counts: HashMap<(u32, u64), usize> = HashMap::new();
+    for r in after_kill {
+        *after_counts.entry(*r).or_default() += 1;
+    }
+    assert!(
+        after_counts.values().all(|n| *n == 1),
+        "a received no record twice after the kill"
+    );
+    let stats = log.stats().await.unwrap();
+    let t = stats.iter().find(|t| t.name == topic).unwrap();
+    let total: u64 = t.partitions.iter().map(|p| p.end_offset).sum();
+    assert_eq!(total as usize, appended);
+    assert_eq!(got.count.len(), appended, "every record delivered");
+    let committed = log.committed(&group, &topic).await.unwrap();
+    for p in &t.partitions {
+        assert_eq!(
+            committed[p.partition as usize],
+            Some(p.end_offset),
+            "partition {} committed to its end",
+            p.partition
+        );
+    }
+    assert!(got.revocations > 0, "rebalances revoked partitions");
 }
 
 /// A `tansu` broker with SQLite storage in `dir`, on its own port.
