@@ -175,6 +175,8 @@ pub async fn run_query(
             }
         }
         if !runner.output.is_empty() {
+            // Rows from a tick closed windows: state the next checkpoint must cover.
+            runner.dirty = true;
             let output = std::mem::take(&mut runner.output);
             tokio::select! {
                 biased;
