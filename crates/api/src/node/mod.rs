@@ -589,7 +589,7 @@ async fn pg_retention(store: PgStore, mut stopped: watch::Receiver<bool>) {
             _ = stopped.wait_for(|s| *s) => return,
         }
         match store
-            .apply_retention(chrono::Utc::now().timestamp_millis())
+            .apply_retention(sightline_model::clock::now_ms())
             .await
         {
             Ok(0) => {}

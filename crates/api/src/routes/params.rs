@@ -102,7 +102,7 @@ pub(crate) fn requested_range(
 ) -> Result<(Option<i64>, Option<i64>), ApiError> {
     let get = |k: &str| q.get(k).map(String::as_str).filter(|s| !s.is_empty());
     time_range(
-        chrono::Utc::now().timestamp_millis(),
+        sightline_model::clock::now_ms(),
         get("hours"),
         get("from"),
         get("to"),

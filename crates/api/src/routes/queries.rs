@@ -189,7 +189,7 @@ pub(crate) async fn create(
     let (_, mut catalog) = load(&state).await?;
     let executed = catalog.execute(&sql).map_err(ApiError::Sql)?;
     let defs = catalog.definitions();
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = sightline_model::clock::now_ms();
     let actor = Actor::principal(&principal, ip);
     let mut created = Vec::new();
     let mut dropped = Vec::new();

@@ -78,7 +78,7 @@ pub(crate) async fn put_topology(
     let topology: Topology = parse_json(&body)?;
     topology.validate().map_err(ApiError::Invalid)?;
     let actor = Actor::principal(&principal, ip);
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = sightline_model::clock::now_ms();
     let version = state
         .store
         .put_topology(&topology, &actor.name, now)
