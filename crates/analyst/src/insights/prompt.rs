@@ -1,6 +1,7 @@
 //! The prompt for one event. Everything a producer wrote (ids, service and host names,
 //! details, metadata, tags) is shown only inside untrusted-data blocks
-//! ([`crate::llm::prompt::untrusted`]: labelled, delimiter look-alikes defanged, capped);
+//! (the helper incident analyses use: labelled, delimiter look-alikes defanged by
+//! [`crate::llm::prompt::defang`], capped);
 //! only what sightline itself derived (severity, source type, times) is plain text.
 
 use std::fmt::Write as _;
