@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::context::ContextLimits;
+use crate::insights::InsightsConfig;
 use crate::llm::LlmConfig;
 
 /// The `[analyst]` section of the node's configuration.
@@ -18,6 +19,8 @@ pub struct AnalystConfig {
     pub batch_size: usize,
     /// An OpenAI-compatible provider; absent: the built-in analyst only.
     pub llm: Option<LlmConfig>,
+    /// Per-event insights (off by default; needs `llm`).
+    pub insights: InsightsConfig,
 }
 
 impl Default for AnalystConfig {
@@ -27,6 +30,7 @@ impl Default for AnalystConfig {
             context: ContextLimits::default(),
             batch_size: 500,
             llm: None,
+            insights: InsightsConfig::default(),
         }
     }
 }
@@ -46,6 +50,14 @@ impl AnalystConfig {
         }
         if let Some(llm) = &self.llm {
             llm.validate()?;
+        }
+        self.insights.validate()?;
+        if self.insights.enabled && self.llm.is_none() {
+            return Err(
+                "insights.enabled: per-event insights need a language model; \
+                 configure [analyst.llm] or set insights.enabled = false"
+                    .into(),
+            );
         }
         Ok(())
     }

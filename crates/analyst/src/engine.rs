@@ -55,6 +55,12 @@ impl Analyst {
         self.llm.as_deref()
     }
 
+    /// The LLM analyst as a shared handle, for other callers of the same provider (the
+    /// insight runner), so all share its budgets, breaker and concurrency limit.
+    pub fn shared_llm(&self) -> Option<Arc<LlmAnalyst>> {
+        self.llm.clone()
+    }
+
     /// Gathers the context of `incident`.
     pub async fn context(&self, incident: &Incident) -> Result<AnalysisContext, AnalystError> {
         self.context.gather(incident).await

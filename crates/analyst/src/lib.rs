@@ -21,6 +21,10 @@
 //! SQLite store and scores the built-in analyst's top-1/top-3 root-cause accuracy against
 //! the scenario's ground truth.
 //!
+//! With `[analyst.insights]` enabled, the same LLM provider also explains single
+//! high-severity events as they arrive ([`insights`]): rate-limited, deduplicated by
+//! fingerprint, stored in `event_insights` and published on `insights.generated`.
+//!
 //! Nothing here executes anything: suggested actions are text. Only the rules/approval
 //! path (the `respond` crate) can act.
 //!
@@ -61,6 +65,7 @@ pub mod engine;
 mod error;
 pub mod eval;
 pub mod evidence;
+pub mod insights;
 pub mod llm;
 pub mod runner;
 

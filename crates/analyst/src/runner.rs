@@ -275,7 +275,7 @@ async fn handle(
         let previous = match memory.map.get(&incident.id) {
             Some(p) => Some(p.clone()),
             None => {
-                let Some(latest) = retry(backoff, shutdown, || {
+                let Some(latest) = retry(telemetry::FAILED, backoff, shutdown, || {
                     runner.store.latest_analysis(&incident.id)
                 })
                 .await
@@ -301,7 +301,11 @@ async fn handle(
         }
     }
     let id = Analysis::id_for(&incident.id, incident.updated_at);
-    let Some(stored) = retry(backoff, shutdown, || runner.store.get_analysis(&id)).await else {
+    let Some(stored) = retry(telemetry::FAILED, backoff, shutdown, || {
+        runner.store.get_analysis(&id)
+    })
+    .await
+    else {
         return Ok(None);
     };
     let analysis = match stored {
@@ -315,9 +319,11 @@ async fn handle(
                 return Ok(None);
             };
             metrics::histogram!(telemetry::LATENCY_SECONDS).record(started.elapsed().as_secs_f64());
-            if retry(backoff, shutdown, || runner.store.upsert_analysis(&a))
-                .await
-                .is_none()
+            if retry(telemetry::FAILED, backoff, shutdown, || {
+                runner.store.upsert_analysis(&a)
+            })
+            .await
+            .is_none()
             {
                 return Ok(None);
             }
@@ -362,8 +368,9 @@ async fn retry_analysis(
 }
 
 /// Retries a store operation every `backoff` until it succeeds (`Some`) or shutdown
-/// arrives (`None`).
-async fn retry<T, F, Fut>(
+/// arrives (`None`); each failure is logged and counted in the counter `failed`.
+pub(crate) async fn retry<T, F, Fut>(
+    failed: &'static str,
     backoff: Duration,
     shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
     mut op: F,
@@ -376,8 +383,8 @@ where
         match op().await {
             Ok(v) => return Some(v),
             Err(error) => {
-                metrics::counter!(telemetry::FAILED).increment(1);
-                tracing::warn!(%error, "analyst: store operation failed; retrying");
+                metrics::counter!(failed).increment(1);
+                tracing::warn!(%error, "store operation failed; retrying");
                 tokio::select! {
                     biased;
                     () = shutdown.as_mut() => return None,

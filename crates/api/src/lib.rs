@@ -28,6 +28,7 @@
 //! | `GET/PATCH /api/v1/incidents/{id}` (alias `/api/incidents/{id}`) | one incident with its evidence; status, assignee, notes |
 //! | `GET /api/v1/incidents/stats` | incidents per status |
 //! | `GET /api/v1/anomalies`, `GET /api/v1/events/{id}/correlations` | detector output and correlations |
+//! | `GET /api/v1/events/{id}/insight`, `GET /api/v1/insights` | per-event insights of high-severity events |
 //! | `GET/POST /api/v1/silences`, `DELETE /api/v1/silences/{id}` | silences (maintenance windows) |
 //! | `GET/PUT /api/v1/topology` | the service dependency graph |
 //! | `GET /health`, `/ready`, `/metrics` | liveness, readiness, Prometheus |
@@ -157,6 +158,7 @@ pub fn routes(role: Role) -> Routes {
             .merge(routes::queries::routes())
             .merge(routes::incidents::routes())
             .merge(routes::analysis::routes())
+            .merge(routes::insights::routes())
             .merge(routes::silences::routes())
             .merge(routes::topology::routes())
             .merge(routes::rules::routes())

@@ -320,6 +320,10 @@ async fn real_answers_match_their_documented_schemas() {
     let url = format!("/api/v1/events/{id}");
     check("get", "/api/v1/events/{id}", &url, None).await;
     check("get", "/api/v1/events/{id}", "/api/v1/events/missing", None).await;
+    // Insights are off by default: an empty list and a 404, both as documented.
+    check("get", "/api/v1/insights", "/api/v1/insights?limit=10", None).await;
+    let url = format!("/api/v1/events/{id}/insight");
+    check("get", "/api/v1/events/{id}/insight", &url, None).await;
     check(
         "get",
         "/api/v1/events/analytics",

@@ -31,6 +31,7 @@ mod event;
 pub mod fingerprint;
 mod incident;
 pub mod input;
+mod insight;
 mod metric;
 pub mod playbook;
 pub mod rule;
@@ -53,6 +54,7 @@ pub use incident::{
     TimelineEntry,
 };
 pub use input::{IngestContext, MetricInput, SystemEventInput, WebhookInput};
+pub use insight::EventInsight;
 pub use metric::Metric;
 pub use playbook::{
     Action, Approval, Decision, DecisionKind, Execution, ExecutionStatus, RenderedAction,

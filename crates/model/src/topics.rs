@@ -18,6 +18,9 @@ pub const INCIDENTS_DETECTED: &str = "incidents.detected";
 pub const INCIDENTS_UPDATED: &str = "incidents.updated";
 /// Completed root-cause analyses.
 pub const ANALYSIS_COMPLETED: &str = "analysis.completed";
+/// Per-event insights of high-severity events (JSON [`crate::EventInsight`], key = service
+/// name).
+pub const INSIGHTS_GENERATED: &str = "insights.generated";
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
@@ -76,6 +79,11 @@ pub const BUILTIN: &[BuiltinTopic] = &[
     },
     BuiltinTopic {
         name: ANALYSIS_COMPLETED,
+        partitions: 1,
+        retention_ms: 90 * DAY_MS,
+    },
+    BuiltinTopic {
+        name: INSIGHTS_GENERATED,
         partitions: 1,
         retention_ms: 90 * DAY_MS,
     },

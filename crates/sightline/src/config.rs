@@ -194,5 +194,13 @@ mod tests {
         std::fs::write(&path, "[log.embedded]\nsegmnt_bytes = 10\n").expect("write");
         let err = load(Some(&path), Overrides::default()).expect_err("refused");
         assert!(format!("{err:#}").contains("segmnt_bytes"), "{err:#}");
+        // Per-event insights need a provider, and the error says which.
+        std::fs::write(&path, "[analyst.insights]\nenabled = true\n").expect("write");
+        let err = load(Some(&path), Overrides::default()).expect_err("refused");
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("analyst.insights.enabled") && text.contains("[analyst.llm]"),
+            "{text}"
+        );
     }
 }

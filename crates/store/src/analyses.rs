@@ -1,6 +1,7 @@
 //! Persistence for root-cause analyses and the feedback operators give on them, plus the
 //! look-ups the analyst needs to learn from the past (similar incidents, confirmed or
-//! refuted root causes).
+//! refuted root causes), and for per-event insights (`event_insights`, one row per
+//! event, filtered with [`InsightQuery`]).
 //!
 //! [`AnalysisStore`] is a supertrait of [`Store`](crate::Store), like
 //! [`IncidentStore`](crate::IncidentStore). Schema:
@@ -15,14 +16,15 @@
 
 use serde::Serialize;
 use sightline_model::{
-    Analysis, AnalysisStatus, AnalystKind, EvidenceRef, Feedback, FeedbackVerdict, Incident,
-    SuggestedAction,
+    Analysis, AnalysisStatus, AnalystKind, EventInsight, EvidenceRef, Feedback, FeedbackVerdict,
+    Incident, SuggestedAction,
 };
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::Result;
 use crate::StoreError;
 use crate::common::column;
+use crate::insights::InsightQuery;
 
 /// Most rows one analysis look-up returns.
 pub const MAX_ANALYSIS_ROWS: u32 = 1000;
@@ -96,6 +98,16 @@ pub trait AnalysisStore: Send + Sync {
 
     /// Past incidents similar to one being analysed (see [`SimilarIncidents`]).
     async fn similar_incidents(&self, query: &SimilarIncidents) -> Result<Vec<Incident>>;
+
+    /// Inserts or replaces the insight of an event, by event id. NaN confidence is refused
+    /// with [`StoreError::InvalidData`].
+    async fn upsert_event_insight(&self, insight: &EventInsight) -> Result<()>;
+
+    /// The insight of an event, if it has one.
+    async fn get_event_insight(&self, event_id: &str) -> Result<Option<EventInsight>>;
+
+    /// Insights matching `query`, newest first (see [`InsightQuery`]).
+    async fn list_event_insights(&self, query: &InsightQuery) -> Result<Vec<EventInsight>>;
 }
 
 /// For stores that wrap another: name the inner store and [`AnalysisStore`] is implemented
@@ -137,6 +149,15 @@ impl<T: DelegateAnalyses> AnalysisStore for T {
     }
     async fn similar_incidents(&self, query: &SimilarIncidents) -> Result<Vec<Incident>> {
         self.analyses().similar_incidents(query).await
+    }
+    async fn upsert_event_insight(&self, insight: &EventInsight) -> Result<()> {
+        self.analyses().upsert_event_insight(insight).await
+    }
+    async fn get_event_insight(&self, event_id: &str) -> Result<Option<EventInsight>> {
+        self.analyses().get_event_insight(event_id).await
+    }
+    async fn list_event_insights(&self, query: &InsightQuery) -> Result<Vec<EventInsight>> {
+        self.analyses().list_event_insights(query).await
     }
 }
 
@@ -502,6 +523,88 @@ macro_rules! impl_analysis_store {
                     .await?
                     .iter()
                     .map($crate::incidents::incident_from_row)
+                    .collect()
+            }
+
+            async fn upsert_event_insight(
+                &self,
+                i: &sightline_model::EventInsight,
+            ) -> $crate::Result<()> {
+                use $crate::rollups::clean;
+                let e = $crate::insights::encode_insight(i)?;
+                let $w = self;
+                sqlx::query::<$db>($crate::insights::UPSERT_INSIGHT)
+                    .bind(clean(&i.event_id).into_owned())
+                    .bind(clean(&i.service_name).into_owned())
+                    .bind(i.severity.as_str())
+                    .bind(clean(&i.fingerprint).into_owned())
+                    .bind(clean(&e.root_causes).into_owned())
+                    .bind(clean(&e.recommended_actions).into_owned())
+                    .bind(clean(&e.related_concerns).into_owned())
+                    .bind(i.confidence)
+                    .bind(clean(&i.summary).into_owned())
+                    .bind(clean(&i.model).into_owned())
+                    .bind(e.prompt_tokens)
+                    .bind(e.completion_tokens)
+                    .bind(e.latency_ms)
+                    .bind(i.created_at)
+                    .execute($writer)
+                    .await?;
+                Ok(())
+            }
+
+            async fn get_event_insight(
+                &self,
+                event_id: &str,
+            ) -> $crate::Result<Option<sightline_model::EventInsight>> {
+                let $r = self;
+                sqlx::query::<$db>(&format!(
+                    "SELECT {} FROM event_insights WHERE event_id = $1",
+                    $crate::insights::INSIGHT_COLUMNS
+                ))
+                .bind(event_id)
+                .fetch_optional($reader)
+                .await?
+                .as_ref()
+                .map($crate::insights::insight_from_row)
+                .transpose()
+            }
+
+            async fn list_event_insights(
+                &self,
+                query: &$crate::insights::InsightQuery,
+            ) -> $crate::Result<Vec<sightline_model::EventInsight>> {
+                let limit = query.limit.clamp(1, $crate::analyses::MAX_ANALYSIS_ROWS);
+                let $r = self;
+                let mut select = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {} FROM event_insights WHERE 1 = 1",
+                    $crate::insights::INSIGHT_COLUMNS
+                ));
+                if let Some(service) = &query.service {
+                    select
+                        .push(" AND service_name = ")
+                        .push_bind(service.clone());
+                }
+                if let Some(fingerprint) = &query.fingerprint {
+                    select
+                        .push(" AND fingerprint = ")
+                        .push_bind(fingerprint.clone());
+                }
+                if let Some(since) = query.since {
+                    select.push(" AND created_at >= ").push_bind(since);
+                }
+                if let Some(until) = query.until {
+                    select.push(" AND created_at < ").push_bind(until);
+                }
+                select
+                    .push(" ORDER BY created_at DESC, event_id DESC LIMIT ")
+                    .push_bind(i64::from(limit));
+                select
+                    .build()
+                    .fetch_all($reader)
+                    .await?
+                    .iter()
+                    .map($crate::insights::insight_from_row)
                     .collect()
             }
         }

@@ -20,8 +20,8 @@
 //! Playbooks (response templates), their executions, approvals and the autonomous
 //! service's decision log live behind the [`ResponseStore`] supertrait.
 //!
-//! Root-cause analyses and operators' feedback on them live behind the [`AnalysisStore`]
-//! supertrait.
+//! Root-cause analyses, operators' feedback on them and per-event insights live behind the
+//! [`AnalysisStore`] supertrait.
 //!
 //! Trigger rules live behind the [`RuleStore`] supertrait.
 //!
@@ -34,6 +34,7 @@ mod analyses;
 mod common;
 mod error;
 mod incidents;
+mod insights;
 mod postgres;
 mod queries;
 mod query;
@@ -52,6 +53,7 @@ pub use incidents::{
     AnomalyQuery, DelegateIncidents, IncidentCounts, IncidentPatch, IncidentQuery, IncidentStore,
     MAX_CORRELATIONS, StoredAnomaly, StoredTopology, transition_allowed,
 };
+pub use insights::InsightQuery;
 pub use postgres::{PgConfig, PgStore};
 pub use queries::{MAX_QUERY_ROWS, QueryRow, QueryRowsRequest, StreamStatement};
 pub use query::{

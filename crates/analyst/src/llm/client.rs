@@ -14,7 +14,6 @@ use sightline_model::Secret;
 
 use super::LlmConfig;
 use super::prompt::Message;
-use super::schema::response_format;
 
 /// Longest wait a `Retry-After` may impose before the call gives up instead.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
@@ -111,13 +110,18 @@ impl LlmClient {
         })
     }
 
-    /// Sends `messages` and returns the reply, retrying timeouts, connection errors, 429
-    /// and 5xx answers up to `max_retries` times.
-    pub async fn chat(&self, messages: &[Message]) -> Result<ChatReply, ClientError> {
+    /// Sends `messages` asking for an answer in `response_format` (structured output,
+    /// see [`super::schema::structured_output`]) and returns the reply, retrying timeouts,
+    /// connection errors, 429 and 5xx answers up to `max_retries` times.
+    pub async fn chat(
+        &self,
+        messages: &[Message],
+        response_format: &serde_json::Value,
+    ) -> Result<ChatReply, ClientError> {
         let body = json!({
             "model": self.config.model,
             "messages": messages,
-            "response_format": response_format(),
+            "response_format": response_format,
             "temperature": self.config.temperature,
             "max_tokens": self.config.max_completion_tokens,
         });

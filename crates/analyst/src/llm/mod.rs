@@ -8,7 +8,8 @@
 //! ([`schema`]; a violation is sent back once with the error, then the call counts as
 //! failed), and the evidence check ([`crate::evidence`]). The prompt ([`prompt`]) shows
 //! event text only as delimited, labelled, untrusted data; the answer is only stored
-//! text — nothing here can run anything.
+//! text — nothing here can run anything. Per-event insights ([`crate::insights`]) ask the
+//! same provider through the same path ([`LlmAnalyst`]'s budgets, breaker and limit).
 
 pub mod breaker;
 pub mod budget;
@@ -180,6 +181,19 @@ pub struct Failed {
     pub completion_tokens: u64,
 }
 
+/// A validated answer and what it cost (see [`LlmAnalyst::ask`]).
+#[derive(Debug)]
+pub(crate) struct Answered<T> {
+    /// The answer, as `parse` read it.
+    pub(crate) answer: T,
+    /// Prompt tokens of every round.
+    pub(crate) prompt_tokens: u64,
+    /// Completion tokens of every round.
+    pub(crate) completion_tokens: u64,
+    /// Whether the first answer failed the schema and was sent back.
+    pub(crate) retried: bool,
+}
+
 /// See the module docs.
 #[derive(Debug)]
 pub struct LlmAnalyst {
@@ -233,19 +247,24 @@ impl LlmAnalyst {
         metrics::counter!(telemetry::CALLS, "outcome" => "failed").increment(1);
     }
 
-    /// Analyses the incident of `ctx`; `ranking` is the built-in analyst's, shown as a hint.
-    pub async fn analyze(
+    /// The model asked.
+    pub fn model(&self) -> &str {
+        &self.config.model
+    }
+
+    /// Asks for one structured answer: `messages` with `response_format`, the reply read
+    /// by `parse`. Goes through the token budgets (`budget_key` names whose per-item budget
+    /// is charged), the breaker and the concurrency limit; an answer `parse` refuses is sent
+    /// back once with the error. Every caller (incident analyses, event insights) comes
+    /// through here, so they share the provider's limits.
+    pub(crate) async fn ask<T>(
         &self,
-        ctx: &AnalysisContext,
-        ranking: &[Candidate],
+        budget_key: &str,
+        mut messages: Vec<Message>,
+        response_format: &serde_json::Value,
+        parse: impl Fn(&str) -> Result<T, schema::SchemaError>,
         now_ms: i64,
-    ) -> Result<Analysis, Failed> {
-        let started = Instant::now();
-        let incident = ctx.incident.id.as_str();
-        let mut messages = vec![
-            Message::new("system", prompt::SYSTEM),
-            Message::new("user", prompt::user_message(ctx, ranking)),
-        ];
+    ) -> Result<Answered<T>, Failed> {
         let estimate = |messages: &[Message]| {
             // About four characters per token; the worst case includes a full answer.
             messages.iter().map(|m| m.content.len() as u64).sum::<u64>() / 4
@@ -259,7 +278,7 @@ impl LlmAnalyst {
         let (mut prompt_tokens, mut completion_tokens) = (0, 0);
         let mut last_error = None;
         for round in 0..2 {
-            if let Err(e) = self.budget.check(incident, estimate(&messages), now_ms) {
+            if let Err(e) = self.budget.check(budget_key, estimate(&messages), now_ms) {
                 return Err(fail(e.into(), prompt_tokens, completion_tokens));
             }
             if !self.breaker.allow() {
@@ -278,7 +297,7 @@ impl LlmAnalyst {
                     ));
                 };
                 let asked = Instant::now();
-                let reply = self.client.chat(&messages).await;
+                let reply = self.client.chat(&messages, response_format).await;
                 let waited = u64::try_from(asked.elapsed().as_micros()).unwrap_or(u64::MAX);
                 self.waited_us
                     .fetch_add(waited, std::sync::atomic::Ordering::Relaxed);
@@ -299,44 +318,17 @@ impl LlmAnalyst {
             prompt_tokens += reply.prompt_tokens;
             completion_tokens += reply.completion_tokens;
             self.budget.record(
-                incident,
+                budget_key,
                 reply.prompt_tokens + reply.completion_tokens,
                 now_ms,
             );
-            match schema::parse(&reply.content) {
+            match parse(&reply.content) {
                 Ok(answer) => {
-                    let checked = evidence::check(
-                        ctx,
-                        &answer.evidence,
-                        answer.root_cause_service.as_deref(),
-                        &answer.impacted_services,
-                        answer.confidence,
-                    );
-                    let mut flags = checked.flags;
-                    if round > 0 {
-                        flags.push("retried: the first answer did not match the schema".into());
-                    }
-                    return Ok(Analysis {
-                        id: Analysis::id_for(&ctx.incident.id, ctx.incident.updated_at),
-                        incident_id: ctx.incident.id.clone(),
-                        root_cause: answer.root_cause,
-                        root_cause_service: answer.root_cause_service,
-                        confidence: checked.confidence,
-                        impacted_services: answer.impacted_services,
-                        suggested_actions: answer.suggested_actions,
-                        technical_summary: answer.technical_summary,
-                        executive_summary: answer.executive_summary,
-                        evidence: checked.evidence,
-                        flags,
-                        analyst: AnalystKind::Llm,
-                        model: self.config.model.clone(),
+                    return Ok(Answered {
+                        answer,
                         prompt_tokens,
                         completion_tokens,
-                        latency_ms: u64::try_from(started.elapsed().as_millis())
-                            .unwrap_or(u64::MAX),
-                        status: AnalysisStatus::Completed,
-                        error: None,
-                        created_at: now_ms,
+                        retried: round > 0,
                     });
                 }
                 Err(e) => {
@@ -361,5 +353,65 @@ impl LlmAnalyst {
             prompt_tokens,
             completion_tokens,
         ))
+    }
+
+    /// Analyses the incident of `ctx`; `ranking` is the built-in analyst's, shown as a hint.
+    pub async fn analyze(
+        &self,
+        ctx: &AnalysisContext,
+        ranking: &[Candidate],
+        now_ms: i64,
+    ) -> Result<Analysis, Failed> {
+        let started = Instant::now();
+        let messages = vec![
+            Message::new("system", prompt::SYSTEM),
+            Message::new("user", prompt::user_message(ctx, ranking)),
+        ];
+        let Answered {
+            answer,
+            prompt_tokens,
+            completion_tokens,
+            retried,
+        } = self
+            .ask(
+                &ctx.incident.id,
+                messages,
+                &schema::response_format(),
+                schema::parse,
+                now_ms,
+            )
+            .await?;
+        let checked = evidence::check(
+            ctx,
+            &answer.evidence,
+            answer.root_cause_service.as_deref(),
+            &answer.impacted_services,
+            answer.confidence,
+        );
+        let mut flags = checked.flags;
+        if retried {
+            flags.push("retried: the first answer did not match the schema".into());
+        }
+        Ok(Analysis {
+            id: Analysis::id_for(&ctx.incident.id, ctx.incident.updated_at),
+            incident_id: ctx.incident.id.clone(),
+            root_cause: answer.root_cause,
+            root_cause_service: answer.root_cause_service,
+            confidence: checked.confidence,
+            impacted_services: answer.impacted_services,
+            suggested_actions: answer.suggested_actions,
+            technical_summary: answer.technical_summary,
+            executive_summary: answer.executive_summary,
+            evidence: checked.evidence,
+            flags,
+            analyst: AnalystKind::Llm,
+            model: self.config.model.clone(),
+            prompt_tokens,
+            completion_tokens,
+            latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            status: AnalysisStatus::Completed,
+            error: None,
+            created_at: now_ms,
+        })
     }
 }

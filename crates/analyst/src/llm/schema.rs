@@ -39,7 +39,7 @@ pub struct SchemaError {
     pub reason: String,
 }
 
-fn err(path: impl Into<String>, reason: impl Into<String>) -> SchemaError {
+pub(crate) fn err(path: impl Into<String>, reason: impl Into<String>) -> SchemaError {
     SchemaError {
         path: path.into(),
         reason: reason.into(),
@@ -85,17 +85,23 @@ pub fn json_schema() -> Value {
     })
 }
 
-/// The `response_format` of a chat-completions request (structured output).
+/// The `response_format` of a chat-completions request asking for an analysis.
 pub fn response_format() -> Value {
+    structured_output(SCHEMA_NAME, json_schema())
+}
+
+/// The `response_format` asking for an answer that matches `schema`, named `name`
+/// (structured output, strict).
+pub fn structured_output(name: &str, schema: Value) -> Value {
     json!({
         "type": "json_schema",
-        "json_schema": {"name": SCHEMA_NAME, "strict": true, "schema": json_schema()}
+        "json_schema": {"name": name, "strict": true, "schema": schema}
     })
 }
 
 /// The JSON object in a reply: the text itself, or the content of a code fence, or the
 /// span from the first `{` to the last `}` (leading or trailing prose).
-fn extract(text: &str) -> Option<Value> {
+pub(crate) fn extract(text: &str) -> Option<Value> {
     let trimmed = text.trim();
     if let Ok(v) = serde_json::from_str::<Value>(trimmed) {
         return Some(v);
@@ -116,7 +122,8 @@ fn extract(text: &str) -> Option<Value> {
     serde_json::from_str(&trimmed[start..=end]).ok()
 }
 
-fn string(v: &Value, path: &str, required: bool) -> Result<Option<String>, SchemaError> {
+/// A string field (trimmed); `required` refuses null and empty text.
+pub(crate) fn string(v: &Value, path: &str, required: bool) -> Result<Option<String>, SchemaError> {
     match v {
         Value::String(s) if required && s.trim().is_empty() => Err(err(path, "must not be empty")),
         Value::String(s) => Ok(Some(s.trim().to_owned())),
@@ -126,7 +133,8 @@ fn string(v: &Value, path: &str, required: bool) -> Result<Option<String>, Schem
     }
 }
 
-fn strings(v: Option<&Value>, path: &str) -> Result<Vec<String>, SchemaError> {
+/// An array of non-empty strings; absent or null is empty.
+pub(crate) fn strings(v: Option<&Value>, path: &str) -> Result<Vec<String>, SchemaError> {
     match v {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(items)) => items
@@ -182,16 +190,19 @@ fn action(v: &Value, path: &str) -> Result<SuggestedAction, SchemaError> {
     })
 }
 
-/// Parses a reply leniently and validates it strictly (see the module docs).
-pub fn parse(text: &str) -> Result<LlmAnswer, SchemaError> {
-    let value = extract(text).ok_or_else(|| err("$", "the answer is not a JSON object"))?;
-    let Value::Object(o) = &value else {
-        return Err(err("$", "the answer must be a JSON object"));
-    };
-    let field = |name: &str| o.get(name).unwrap_or(&Value::Null);
-    let confidence = match field("confidence") {
+/// The JSON object a reply holds (see [`extract`]).
+pub(crate) fn object(text: &str) -> Result<serde_json::Map<String, Value>, SchemaError> {
+    match extract(text) {
+        Some(Value::Object(o)) => Ok(o),
+        Some(_) => Err(err("$", "the answer must be a JSON object")),
+        None => Err(err("$", "the answer is not a JSON object")),
+    }
+}
+
+/// `$.confidence`: a number (quoted ones too: some providers quote numbers) within 0..1.
+pub(crate) fn confidence(v: &Value) -> Result<f64, SchemaError> {
+    let confidence = match v {
         Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
-        // Some providers quote numbers.
         Value::String(s) => s
             .trim()
             .parse::<f64>()
@@ -207,6 +218,14 @@ pub fn parse(text: &str) -> Result<LlmAnswer, SchemaError> {
     if !(0.0..=1.0).contains(&confidence) {
         return Err(err("$.confidence", format!("{confidence} is outside 0..1")));
     }
+    Ok(confidence)
+}
+
+/// Parses a reply leniently and validates it strictly (see the module docs).
+pub fn parse(text: &str) -> Result<LlmAnswer, SchemaError> {
+    let o = object(text)?;
+    let field = |name: &str| o.get(name).unwrap_or(&Value::Null);
+    let confidence = confidence(field("confidence"))?;
     let actions = match o.get("suggested_actions") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) => items

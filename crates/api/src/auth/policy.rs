@@ -95,6 +95,9 @@ pub const POLICY: &[(&str, &str, Access)] = &[
         "/api/v1/analysis/{analysis_id}/feedback",
         R(Role::Viewer),
     ),
+    // Per-event insights: read-only, the insight runner writes them.
+    ("GET", "/api/v1/events/{id}/insight", R(Role::Viewer)),
+    ("GET", "/api/v1/insights", R(Role::Viewer)),
     ("GET", "/api/v1/anomalies", R(Role::Viewer)),
     ("GET", "/api/v1/events/{id}/correlations", R(Role::Viewer)),
     ("GET", "/api/v1/silences", R(Role::Viewer)),

@@ -281,6 +281,32 @@ impl Node {
                     })
                 })?);
             }
+            if config.analyst.insights.enabled {
+                // The analyst's own provider: insights and incident analyses share its
+                // token budgets, breaker and concurrency limit.
+                let llm = analyst.shared_llm().ok_or_else(|| {
+                    NodeError::Config(
+                        "analyst.insights.enabled: per-event insights need [analyst.llm]".into(),
+                    )
+                })?;
+                let runner = sightline_analyst::insights::runner::InsightRunner::new(
+                    log.clone(),
+                    store.clone(),
+                    llm,
+                    config.analyst.insights.clone(),
+                )
+                .map_err(|e| NodeError::Config(format!("analyst: {e}")))?
+                .with_codec(codec.clone());
+                let stopped = stop.subscribe();
+                threads.push(on_own_thread("sightline-insights", move || {
+                    supervised("insight runner".into(), stopped, move |until_stopped| {
+                        sightline_analyst::insights::runner::run_insights(
+                            runner.clone(),
+                            until_stopped,
+                        )
+                    })
+                })?);
+            }
             if config.respond.enabled {
                 // Rules fire into a bounded queue; the playbook engine drains it. A full
                 // queue makes the rules runner wait (and its offsets with it).

@@ -14,6 +14,7 @@ pub mod events;
 pub mod executions;
 pub mod incidents;
 pub mod ingest;
+pub mod insights;
 mod items;
 pub mod metrics;
 pub mod ops;

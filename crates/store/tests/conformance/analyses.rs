@@ -1,15 +1,16 @@
 //! Conformance cases for [`AnalysisStore`]: analyses round-trip exactly and upsert by id,
 //! the newest analysis of an incident wins, feedback needs an existing analysis and is
 //! found by incident and by the root cause it judged, and similar past incidents are found
-//! by service or fingerprint, never the incident itself or a later one.
+//! by service or fingerprint, never the incident itself or a later one. Per-event insights
+//! round-trip exactly, upsert by event id and filter by service, fingerprint and time.
 
 use std::collections::BTreeMap;
 
 use sightline_model::{
-    ActionRisk, Analysis, AnalysisStatus, AnalystKind, EvidenceKind, EvidenceRef, Feedback,
-    FeedbackVerdict, Incident, IncidentStatus, Severity, SuggestedAction,
+    ActionRisk, Analysis, AnalysisStatus, AnalystKind, EventInsight, EvidenceKind, EvidenceRef,
+    Feedback, FeedbackVerdict, Incident, IncidentStatus, Severity, SuggestedAction,
 };
-use sightline_store::{SimilarIncidents, StoreError};
+use sightline_store::{InsightQuery, SimilarIncidents, StoreError};
 
 use super::{BASE_MS, Backend};
 
@@ -257,4 +258,102 @@ pub async fn similar_incidents_share_a_service_or_fingerprint_and_came_before(b:
         ..query
     };
     assert!(s.similar_incidents(&nothing).await.unwrap().is_empty());
+}
+
+fn insight(event: &str, service: &str, fingerprint: &str, at: i64) -> EventInsight {
+    EventInsight {
+        event_id: event.into(),
+        service_name: service.into(),
+        severity: Severity::Critical,
+        fingerprint: fingerprint.into(),
+        root_causes: vec![
+            "the card processor times out \"quoted\" ✓".into(),
+            "a bad deploy".into(),
+        ],
+        recommended_actions: vec!["check the processor's status page".into()],
+        related_concerns: vec![],
+        confidence: 0.612_345_678_9,
+        summary: "Payments fail at the processor.".into(),
+        model: "gpt-x".into(),
+        prompt_tokens: 321,
+        completion_tokens: 45,
+        latency_ms: 678,
+        created_at: at,
+    }
+}
+
+pub async fn event_insights_upsert_by_event_and_filter_newest_first(b: &Backend) {
+    let s = &b.store;
+    let first = insight("evt-1", "payments", "fp-1", BASE_MS);
+    s.upsert_event_insight(&first).await.unwrap();
+    assert_eq!(
+        s.get_event_insight("evt-1").await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(s.get_event_insight("evt-unknown").await.unwrap(), None);
+    // The same event again (a redelivery): replaced, not duplicated.
+    let mut again = first.clone();
+    again.summary = "Payments fail.".into();
+    again.related_concerns = vec!["refunds may double".into()];
+    s.upsert_event_insight(&again).await.unwrap();
+    assert_eq!(b.count("event_insights").await, 1);
+    assert_eq!(
+        s.get_event_insight("evt-1").await.unwrap(),
+        Some(again.clone())
+    );
+
+    let others = [
+        insight("evt-2", "payments", "fp-2", BASE_MS + 1_000),
+        insight("evt-3", "search", "fp-1", BASE_MS + 2_000),
+        insight("evt-4", "payments", "fp-1", BASE_MS + 3_000),
+    ];
+    for i in &others {
+        s.upsert_event_insight(i).await.unwrap();
+    }
+    let ids = |v: Vec<EventInsight>| v.into_iter().map(|i| i.event_id).collect::<Vec<_>>();
+    let all = InsightQuery {
+        limit: 100,
+        ..InsightQuery::default()
+    };
+    assert_eq!(
+        ids(s.list_event_insights(&all).await.unwrap()),
+        ["evt-4", "evt-3", "evt-2", "evt-1"]
+    );
+    let payments = InsightQuery {
+        service: Some("payments".into()),
+        ..all.clone()
+    };
+    assert_eq!(
+        ids(s.list_event_insights(&payments).await.unwrap()),
+        ["evt-4", "evt-2", "evt-1"]
+    );
+    let recent_fp1 = InsightQuery {
+        fingerprint: Some("fp-1".into()),
+        since: Some(BASE_MS + 1),
+        ..all.clone()
+    };
+    assert_eq!(
+        ids(s.list_event_insights(&recent_fp1).await.unwrap()),
+        ["evt-4", "evt-3"]
+    );
+    let window = InsightQuery {
+        since: Some(BASE_MS + 1_000),
+        until: Some(BASE_MS + 3_000),
+        ..all.clone()
+    };
+    assert_eq!(
+        ids(s.list_event_insights(&window).await.unwrap()),
+        ["evt-3", "evt-2"]
+    );
+    let one = InsightQuery {
+        limit: 0,
+        ..all.clone()
+    };
+    assert_eq!(ids(s.list_event_insights(&one).await.unwrap()), ["evt-4"]);
+    let mut nan = insight("evt-5", "payments", "fp-1", BASE_MS);
+    nan.confidence = f64::NAN;
+    assert!(matches!(
+        s.upsert_event_insight(&nan).await,
+        Err(StoreError::InvalidData(_))
+    ));
 }

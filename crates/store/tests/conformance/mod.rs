@@ -176,6 +176,7 @@ macro_rules! conformance_tests {
                 analyses_upsert_by_id_and_round_trip_exactly,
                 feedback_needs_an_analysis_and_is_found_by_incident_and_root_cause,
                 similar_incidents_share_a_service_or_fingerprint_and_came_before,
+                event_insights_upsert_by_event_and_filter_newest_first,
                 trigger_rules_round_trip_list_update_and_delete,
             );
         }
