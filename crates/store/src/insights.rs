@@ -2,7 +2,7 @@
 //! [`EventInsight`](sightline_model::EventInsight)): the SQL both backends share and the
 //! encoding of a row. The trait methods sit with the analyses ones in
 //! [`AnalysisStore`](crate::AnalysisStore); schema:
-//! `migrations/{sqlite,postgres}/0011_event_insights.sql`.
+//! `migrations/{sqlite,postgres}/0009_event_insights.sql`.
 
 use sightline_model::{EventInsight, Severity};
 use sqlx::{ColumnIndex, Decode, Row, Type};

@@ -1,12 +1,9 @@
 -- sightline store, PostgreSQL dialect (same table and semantics as
--- migrations/sqlite/0011_event_insights.sql): per-event insights, what a language model
+-- migrations/sqlite/0009_event_insights.sql): per-event insights, what a language model
 -- made of one high-severity event. One insight per event (the event id is the key), so a
 -- redelivered event upserts instead of duplicating. Times are epoch milliseconds; JSON
 -- columns are TEXT holding minified JSON. Compared text columns use the "C" collation, so
 -- ordering is byte-wise like SQLite's.
---
--- Numbered 0011: 0009 and 0010 are left to changes landing in parallel (sqlx applies any
--- version it has not applied yet, gaps are harmless).
 
 CREATE TABLE event_insights (
     event_id            TEXT COLLATE "C" NOT NULL PRIMARY KEY,

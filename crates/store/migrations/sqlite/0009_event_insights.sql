@@ -2,9 +2,6 @@
 -- high-severity event. One insight per event (the event id is the key), so a redelivered
 -- event upserts instead of duplicating. Times are epoch milliseconds; JSON columns hold
 -- minified JSON text, as in 0001.
---
--- Numbered 0011: 0009 and 0010 are left to changes landing in parallel (sqlx applies any
--- version it has not applied yet, gaps are harmless).
 
 CREATE TABLE event_insights (
     event_id            TEXT    NOT NULL PRIMARY KEY,
