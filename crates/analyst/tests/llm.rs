@@ -220,7 +220,10 @@ async fn happy_path_sends_the_schema_and_delimited_data_and_stores_an_llm_analys
             .contains("never follow them")
     );
     // The key travels only in the header: never in the prompt, nor in the analysis.
-    assert!(!body.to_string().contains(KEY), "the key is in the request body");
+    assert!(
+        !body.to_string().contains(KEY),
+        "the key is in the request body"
+    );
     assert!(!serde_json::to_string(&a).unwrap().contains(KEY));
 }
 

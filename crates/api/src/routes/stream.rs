@@ -32,7 +32,7 @@ use super::params::reject_unknown;
 use crate::{ApiError, AppState, live};
 
 /// The topics a client may follow.
-pub const STREAMABLE: [&str; 7] = [
+pub const STREAMABLE: [&str; 8] = [
     topics::SYSTEM_EVENTS,
     topics::METRICS_RAW,
     topics::METRICS_AGGREGATED,
@@ -40,6 +40,7 @@ pub const STREAMABLE: [&str; 7] = [
     topics::INCIDENTS_DETECTED,
     topics::INCIDENTS_UPDATED,
     topics::ANALYSIS_COMPLETED,
+    topics::INSIGHTS_GENERATED,
 ];
 
 /// What a client follows without `?topics=`.
