@@ -226,9 +226,16 @@ impl Registry {
             };
             axum::Json(json!({ "id": id + 1 }))
         }
-        async fn by_id(State(r): State<Registry>, Path(id): Path<usize>) -> axum::Json<Value> {
+        async fn by_id(
+            State(r): State<Registry>,
+            Path(id): Path<usize>,
+        ) -> Result<axum::Json<Value>, axum::http::StatusCode> {
             let schemas = r.schemas.lock().unwrap();
-            axum::Json(json!({ "schema": schemas[id - 1].1 }))
+            let (_, schema) = id
+                .checked_sub(1)
+                .and_then(|i| schemas.get(i))
+                .ok_or(axum::http::StatusCode::NOT_FOUND)?;
+            Ok(axum::Json(json!({ "schema": schema })))
         }
         let app = axum::Router::new()
             .route("/subjects/{subject}/versions", post(register))
@@ -262,7 +269,14 @@ async fn avro_values_with_a_schema_registry() {
         .iter()
         .map(|(s, _)| s.clone())
         .collect();
-    assert_eq!(subjects, ["system-events-value", "metrics.raw-value"]);
+    // Subjects are named after the cluster's topics, namespace included.
+    assert_eq!(
+        subjects,
+        [
+            format!("{ns}.system-events-value"),
+            format!("{ns}.metrics.raw-value")
+        ]
+    );
 
     // On the log itself the values are in the Confluent wire format.
     let mut kafka = sightline_log::KafkaConfig {
@@ -279,20 +293,49 @@ async fn avro_values_with_a_schema_registry() {
     drop_schema(&ns).await;
 }
 
+/// An event as another system's producer writes it in Avro: already normalized.
+fn external_event(i: i64, ts: i64) -> sightline_model::Event {
+    sightline_model::Event {
+        event_id: format!("avro-{i:02}"),
+        service_name: "inventory-service".into(),
+        event_type: "ERROR".into(),
+        timestamp: ts - i * 1000,
+        environment: "PRODUCTION".into(),
+        details: format!("stock sync failed #{i}"),
+        severity: sightline_model::Severity::High,
+        metadata: json!({"attempt": i, "region": "eu-west-1", "nested": {"ok": false}})
+            .as_object()
+            .unwrap()
+            .clone(),
+        source: "inventory-exporter".into(),
+        source_type: sightline_model::SourceType::Kafka,
+        host: (i % 2 == 0).then(|| format!("inv-{i}")),
+        tags: [("team".to_owned(), "supply".to_owned())].into(),
+        fingerprint: format!("fp-inventory-{i}"),
+        correlation_id: format!("corr-{i}"),
+        received_at: ts,
+    }
+}
+
 #[tokio::test]
-async fn a_kafka_source_ingests_an_external_topic() {
+async fn a_kafka_source_ingests_external_topics_in_json_and_avro() {
+    use sightline_codec::{Codec, CodecConfig, RecordKind, RegistryConfig, ValueFormat};
+    use sightline_ingest::kafka_source::KafkaSourceConfig;
     use sightline_log::{EventLog, KafkaConfig, KafkaLog, Record, TopicConfig};
-    // A topic another system writes, outside any sightline namespace.
+    // Topics other systems write, outside any sightline namespace.
     let topic = format!("external-{}", uuid::Uuid::new_v4().simple());
+    let avro_topic = format!("external-avro-{}", uuid::Uuid::new_v4().simple());
     let cluster = KafkaLog::connect(KafkaConfig {
         brokers: kafka_brokers(),
         ..KafkaConfig::default()
     })
     .unwrap();
-    cluster
-        .create_topic(&topic, TopicConfig::with_partitions(2))
-        .await
-        .unwrap();
+    for t in [&topic, &avro_topic] {
+        cluster
+            .create_topic(t, TopicConfig::with_partitions(2))
+            .await
+            .unwrap();
+    }
     let ts = now_ms();
     let mut records: Vec<Record> = batch(ts)
         .iter()
@@ -303,31 +346,83 @@ async fn a_kafka_source_ingests_an_external_topic() {
     records.push(Record::new(None, b"\x7fnot json".to_vec(), ts));
     cluster.append(&topic, records).await.unwrap();
 
+    // The Avro producer registers its schema under `<topic>-value` in the registry and
+    // writes the Confluent wire format (magic byte, schema id, datum).
+    let registry = Registry::default();
+    let url = registry.serve().await;
+    let producer = Codec::new(&CodecConfig {
+        format: ValueFormat::Avro,
+        schema_registry: RegistryConfig::new(&url),
+    })
+    .unwrap();
+    producer
+        .prepare(RecordKind::Event, &avro_topic)
+        .await
+        .unwrap();
+    let events: Vec<_> = (0..30).map(|i| external_event(i, ts)).collect();
+    let mut values: Vec<Vec<u8>> = events
+        .iter()
+        .map(|e| producer.encode_event(e, &avro_topic).unwrap())
+        .collect();
+    assert_eq!(values[0][0], 0, "magic byte");
+    // Two malformed Avro values among them: a datum cut short after a valid header, and a
+    // schema id the registry never issued.
+    let truncated = values[0][..8].to_vec();
+    let mut unknown_id = values[1].clone();
+    unknown_id[1..5].copy_from_slice(&4242u32.to_be_bytes());
+    values.insert(7, truncated);
+    values.insert(20, unknown_id);
+    cluster
+        .append(
+            &avro_topic,
+            values
+                .into_iter()
+                .map(|v| Record::new(None, v, ts))
+                .collect(),
+        )
+        .await
+        .unwrap();
+
+    let source = |topic: &str| KafkaSourceConfig {
+        brokers: kafka_brokers(),
+        topic: topic.to_owned(),
+        kind: sightline_ingest::Kind::SystemEvent,
+        group: format!("{topic}-reader"),
+        batch_size: 50,
+        ..KafkaSourceConfig::default()
+    };
     let app = TestApp::spawn_with(|c| {
-        c.sources
-            .kafka
-            .push(sightline_ingest::kafka_source::KafkaSourceConfig {
-                brokers: kafka_brokers(),
-                topic: topic.clone(),
-                kind: sightline_ingest::Kind::SystemEvent,
-                group: format!("{topic}-reader"),
-                batch_size: 50,
-            });
+        c.log.codec.schema_registry.url = url.clone();
+        c.sources.kafka.push(source(&topic));
+        c.sources.kafka.push(source(&avro_topic));
     })
     .await;
-    let all = app.wait_for_events("", 120).await;
-    assert_eq!(all.len(), 120);
+    let all = app.wait_for_events("", 150).await;
+    assert_eq!(all.len(), 150);
     assert!(
         all.iter().all(|e| e["source_type"] == "kafka"),
         "{}",
         all[0]
     );
+    // Every Avro event arrives as its producer wrote it.
+    for event in &events {
+        let stored: Value = app
+            .get(&format!("/api/v1/events/{}", event.event_id))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let sent = serde_json::to_value(event).unwrap();
+        for (field, value) in sent.as_object().unwrap() {
+            assert_eq!(&stored[field], value, "{field} of {}", event.event_id);
+        }
+    }
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(
         metrics
             .lines()
-            .any(|l| l.starts_with("sightline_ingest_rejected_total{source=\"kafka\"} 2")),
-        "{metrics}"
+            .any(|l| l.starts_with("sightline_ingest_rejected_total{source=\"kafka\"} 4")),
+        "two JSON and two Avro values refused: {metrics}"
     );
     app.shutdown().await;
 }

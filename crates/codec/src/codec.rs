@@ -4,7 +4,7 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use sightline_model::{Event, Metric};
+use sightline_model::{Event, Metric, topics};
 
 use crate::avro::{self, RecordKind, WriterSchema};
 use crate::registry::Registry;
@@ -45,6 +45,8 @@ pub struct Codec {
 struct Inner {
     format: ValueFormat,
     strategy: SubjectStrategy,
+    /// The log's topic namespace: subjects are named after the cluster's topic names.
+    namespace: String,
     registry: Registry,
     /// Per [`RecordKind`]: the schema id registered for each topic. Read on every Avro
     /// encode, written once per topic.
@@ -85,8 +87,17 @@ impl WriterCache {
 }
 
 impl Codec {
-    /// A codec writing `config.format`. Checks the configuration; contacts nothing.
+    /// A codec writing `config.format` for a log whose topic names carry no namespace.
+    /// Checks the configuration (and reads the registry's CA file); contacts nothing.
     pub fn new(config: &CodecConfig) -> Result<Self, CodecError> {
+        Self::with_namespace(config, "")
+    }
+
+    /// A codec for a log that names its topics `"{namespace}.{topic}"` on the cluster
+    /// (Kafka's `log.kafka.namespace`): subjects are derived from those names
+    /// (`"{namespace}.{topic}-value"`), so deployments sharing a registry never register
+    /// under one another's subjects. Topic names given to the codec stay sightline's own.
+    pub fn with_namespace(config: &CodecConfig, namespace: &str) -> Result<Self, CodecError> {
         // Process-wide in apache-avro, and only the first setting counts: set it before
         // anything decodes.
         apache_avro::max_allocation_bytes(MAX_AVRO_ALLOCATION);
@@ -94,6 +105,7 @@ impl Codec {
             inner: Arc::new(Inner {
                 format: config.format,
                 strategy: config.schema_registry.subject_strategy,
+                namespace: namespace.to_owned(),
                 registry: Registry::new(&config.schema_registry)?,
                 registered: Default::default(),
                 registering: tokio::sync::Mutex::new(()),
@@ -107,8 +119,17 @@ impl Codec {
         self.inner.format
     }
 
+    /// The registry subject of `topic`'s values: named after the topic as the cluster
+    /// names it (namespace included), by the configured strategy.
+    pub fn subject(&self, topic: &str) -> String {
+        self.inner
+            .strategy
+            .subject(&topics::namespaced(&self.inner.namespace, topic))
+    }
+
     /// Readies encoding `kind` records for `topic`: with Avro, registers the schema under
-    /// the topic's subject (`<topic>-value`) unless this codec already did. Call it before
+    /// the topic's subject (`<topic>-value`, see [`subject`](Self::subject)) unless this
+    /// codec already did. Call it before
     /// encoding a batch; it is a map lookup once done, and does nothing with JSON.
     ///
     /// A failed registration is not remembered: the next call tries again. See
@@ -121,7 +142,7 @@ impl Codec {
         if self.registered_id(kind, topic).is_some() {
             return Ok(());
         }
-        let subject = self.inner.strategy.subject(topic);
+        let subject = self.subject(topic);
         let body = avro::embedded(kind).registration.as_slice();
         let id = self.inner.registry.register(&subject, body).await?;
         tracing::info!(%subject, id, record = kind.record_name(), "registered Avro schema");
@@ -229,7 +250,7 @@ impl Codec {
         let id = self
             .registered_id(kind, topic)
             .ok_or_else(|| CodecError::NotPrepared {
-                subject: self.inner.strategy.subject(topic),
+                subject: self.subject(topic),
             })?;
         let mut out = Vec::new();
         wire::write_header(&mut out, id);

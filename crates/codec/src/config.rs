@@ -1,8 +1,10 @@
 //! How a node encodes values, as written in its TOML file (e.g. under `[log.codec]`).
 
 use std::fmt;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+use sightline_model::Secret;
 
 /// The format new values are written in. Reading accepts both, whatever is set here.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,7 +61,8 @@ pub enum SubjectStrategy {
 }
 
 impl SubjectStrategy {
-    /// The subject under which values of `topic` register their schema.
+    /// The subject under which values of `topic` register their schema. `topic` is the
+    /// name on the cluster, namespace included (see [`Codec::subject`](crate::Codec::subject)).
     pub fn subject(self, topic: &str) -> String {
         match self {
             SubjectStrategy::TopicName => format!("{topic}-value"),
@@ -68,21 +71,24 @@ impl SubjectStrategy {
 }
 
 /// Where the schema registry is and how to talk to it.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RegistryConfig {
-    /// Base URL, e.g. `http://127.0.0.1:8081` (a path prefix is kept).
+    /// Base URL, `http://` or `https://`, e.g. `https://registry.internal:8081` (a path
+    /// prefix is kept).
     pub url: String,
     /// Bound on every registry request, connecting included, in milliseconds.
     pub timeout_ms: u64,
     /// How subjects are named.
     pub subject_strategy: SubjectStrategy,
+    /// PEM file of CA certificates to trust besides the built-in public roots, for a
+    /// registry whose certificate a private CA signed (`https://` only).
+    pub ca_file: Option<PathBuf>,
     /// HTTP basic-auth user name, when the registry requires one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
-    /// HTTP basic-auth password (needs `username`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub password: Option<String>,
+    /// HTTP basic-auth password (needs `username`); empty when there is none.
+    pub password: Secret,
 }
 
 impl RegistryConfig {
@@ -94,15 +100,14 @@ impl RegistryConfig {
         }
     }
 
-    /// Checks the URL and credentials; the message names the offending key.
+    /// Checks the URL, the CA file and the credentials; the message names the offending
+    /// key.
     pub fn validate(&self) -> Result<(), String> {
         let url = reqwest::Url::parse(&self.url)
             .map_err(|e| format!("schema_registry.url '{}' is not a URL: {e}", self.url))?;
-        // The workspace builds its HTTP client without TLS; refusing https here turns a
-        // failure on every batch into one clear message at start-up.
-        if url.scheme() != "http" {
+        if !matches!(url.scheme(), "http" | "https") {
             return Err(format!(
-                "schema_registry.url must use http:// (this build has no TLS), not {}://",
+                "schema_registry.url must use http:// or https://, not {}://",
                 url.scheme()
             ));
         }
@@ -112,7 +117,26 @@ impl RegistryConfig {
         if self.timeout_ms == 0 {
             return Err("schema_registry.timeout_ms must be at least 1".into());
         }
-        if self.password.is_some() && self.username.is_none() {
+        if let Some(path) = &self.ca_file {
+            if url.scheme() != "https" {
+                return Err(
+                    "schema_registry.ca_file is set but schema_registry.url uses http://".into(),
+                );
+            }
+            let metadata = std::fs::metadata(path).map_err(|e| {
+                format!(
+                    "schema_registry.ca_file: cannot read {}: {e}",
+                    path.display()
+                )
+            })?;
+            if !metadata.is_file() {
+                return Err(format!(
+                    "schema_registry.ca_file: {} is not a file",
+                    path.display()
+                ));
+            }
+        }
+        if !self.password.is_empty() && self.username.is_none() {
             return Err("schema_registry.password is set without schema_registry.username".into());
         }
         Ok(())
@@ -125,21 +149,9 @@ impl Default for RegistryConfig {
             url: "http://127.0.0.1:8081".into(),
             timeout_ms: 5000,
             subject_strategy: SubjectStrategy::TopicName,
+            ca_file: None,
             username: None,
-            password: None,
+            password: Secret::default(),
         }
-    }
-}
-
-// By hand so the password never reaches a log line.
-impl fmt::Debug for RegistryConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RegistryConfig")
-            .field("url", &self.url)
-            .field("timeout_ms", &self.timeout_ms)
-            .field("subject_strategy", &self.subject_strategy)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "***"))
-            .finish()
     }
 }

@@ -14,9 +14,11 @@
 //! recognise the format from the first byte (`0` → Avro, `{` or whitespace → JSON)
 //! whatever the codec writes, so consumers read both during a migration. The schema
 //! registry is reached only in the two `async` calls made once per batch:
-//! [`Codec::prepare`] before encoding (registers `<topic>-value` once) and
+//! [`Codec::prepare`] before encoding (registers `<topic>-value` once, `<topic>` being
+//! the name on the cluster, namespace included: [`Codec::with_namespace`]) and
 //! [`Codec::ensure_known`] before decoding (fetches writer schemas it has not seen).
-//! Errors are one [`CodecError`].
+//! The registry is reached over HTTP or HTTPS (rustls, optionally trusting a private CA),
+//! with basic auth. Errors are one [`CodecError`].
 //!
 //! # Schemas
 //!

@@ -1,11 +1,13 @@
 //! A minimal Confluent schema-registry client: register a subject's schema, fetch a
 //! schema by id. Nothing else of the registry's API is needed to read and write values.
+//! It speaks HTTP or HTTPS (rustls; a private CA from `ca_file`), with basic auth.
 
 use std::time::Duration;
 
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::{RequestBuilder, StatusCode, Url};
 use serde::Deserialize;
+use sightline_model::Secret;
 
 use crate::{CodecError, RegistryConfig, RegistryTarget};
 
@@ -30,7 +32,7 @@ pub(crate) struct Registry {
     client: reqwest::Client,
     base: Url,
     username: Option<String>,
-    password: Option<String>,
+    password: Secret,
 }
 
 impl Registry {
@@ -38,9 +40,15 @@ impl Registry {
         config.validate().map_err(CodecError::Config)?;
         let base = Url::parse(&config.url).map_err(|e| CodecError::Config(e.to_string()))?;
         let timeout = Duration::from_millis(config.timeout_ms);
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(timeout)
-            .connect_timeout(timeout)
+            .connect_timeout(timeout);
+        if let Some(path) = &config.ca_file {
+            for certificate in private_cas(path)? {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let client = builder
             .build()
             .map_err(|e| CodecError::Config(format!("HTTP client: {e}")))?;
         Ok(Registry {
@@ -118,7 +126,10 @@ impl Registry {
         target: &RegistryTarget,
     ) -> Result<(StatusCode, Vec<u8>), CodecError> {
         let request = match &self.username {
-            Some(user) => request.basic_auth(user, self.password.as_deref()),
+            Some(user) => request.basic_auth(
+                user,
+                (!self.password.is_empty()).then(|| self.password.expose()),
+            ),
             None => request,
         };
         let unreachable = |e: reqwest::Error| CodecError::RegistryUnreachable {
@@ -134,6 +145,23 @@ impl Registry {
         let bytes = response.bytes().await.map_err(unreachable)?;
         Ok((status, bytes.to_vec()))
     }
+}
+
+/// The certificates of a PEM file of private CAs; refuses a file that holds none.
+fn private_cas(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, CodecError> {
+    let refuse = |reason: String| {
+        CodecError::Config(format!(
+            "schema_registry.ca_file: {}: {reason}",
+            path.display()
+        ))
+    };
+    let pem = std::fs::read(path).map_err(|e| refuse(format!("cannot read it: {e}")))?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| refuse(format!("not PEM certificates: {e}")))?;
+    if certificates.is_empty() {
+        return Err(refuse("holds no PEM certificate".into()));
+    }
+    Ok(certificates)
 }
 
 /// An error answer, with the registry's own message when it sent one.

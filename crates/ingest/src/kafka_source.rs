@@ -8,7 +8,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sightline_log::{EventLog, KafkaConfig, KafkaLog, LogError, next_positions};
+use sightline_log::{EventLog, KafkaConfig, KafkaLog, KafkaSecurity, LogError, next_positions};
 use sightline_model::SourceType;
 
 use crate::{IngestError, Ingestor, Kind};
@@ -27,6 +27,8 @@ pub struct KafkaSourceConfig {
     pub group: String,
     /// Records ingested per append.
     pub batch_size: usize,
+    /// TLS and SASL towards that cluster (the same keys as `[log.kafka.security]`).
+    pub security: KafkaSecurity,
 }
 
 impl Default for KafkaSourceConfig {
@@ -37,6 +39,7 @@ impl Default for KafkaSourceConfig {
             kind: Kind::SystemEvent,
             group: "sightline-source".into(),
             batch_size: 1000,
+            security: KafkaSecurity::default(),
         }
     }
 }
@@ -50,6 +53,7 @@ pub async fn run(
 ) -> Result<(), LogError> {
     let cluster = KafkaLog::connect(KafkaConfig {
         brokers: config.brokers.clone(),
+        security: config.security.clone(),
         ..KafkaConfig::default()
     })?;
     let mut sub = cluster.subscribe(&config.group, &[&config.topic]).await?;

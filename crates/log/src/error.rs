@@ -42,6 +42,9 @@ pub enum LogError {
     /// A broker-backed log failed.
     #[error("broker error: {0}")]
     Broker(String),
+    /// The settings of a broker-backed log are unusable (e.g. an unreadable CA file).
+    #[error("invalid Kafka settings: {0}")]
+    Config(String),
 }
 
 impl LogError {

@@ -44,7 +44,7 @@ mod telemetry;
 
 pub use embedded::{EmbeddedLog, FsyncPolicy, LogConfig};
 pub use error::LogError;
-pub use kafka::{KafkaConfig, KafkaLog};
+pub use kafka::{KafkaConfig, KafkaLog, KafkaSecurity, SaslMechanism, SecurityProtocol};
 pub use partitioner::partition_for;
 pub use record::{
     Delivered, Offset, PartitionStats, Position, Record, TopicConfig, TopicStats, next_positions,

@@ -1,9 +1,10 @@
 //! The Kafka backend against a real Kafka-protocol broker: the shared `EventLog` contract
-//! (`conformance/mod.rs`), consumer-group rebalancing between two members, and a broker
-//! killed with SIGKILL and restarted under a stream of appends.
+//! (`conformance/mod.rs`), consumer-group rebalancing between two members, a broker
+//! killed with SIGKILL and restarted under a stream of appends, and TLS + SASL/SCRAM.
 //!
 //! The broker is the one `./scripts/test.sh` starts on `SIGHTLINE_TEST_KAFKA_BROKERS`
-//! (default `127.0.0.1:19092`); the restart test runs its own `tansu` with SQLite storage.
+//! (default `127.0.0.1:19092`); the restart and security tests run their own `tansu` with
+//! SQLite storage.
 
 #![allow(clippy::unwrap_used)]
 
@@ -18,7 +19,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conformance::{PATIENCE, read_n, record};
-use sightline_log::{EventLog, KafkaConfig, KafkaLog, Record, TopicConfig, next_positions};
+use sightline_log::{
+    EventLog, KafkaConfig, KafkaLog, KafkaSecurity, Record, SaslMechanism, SecurityProtocol,
+    TopicConfig, next_positions,
+};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::sync::{mpsc, watch};
 
@@ -507,6 +511,10 @@ async fn a_killed_member_s_partitions_resume_from_its_commits() {
 struct Broker {
     dir: PathBuf,
     port: u16,
+    /// The port clients are told to connect to: `port`, or a TLS terminator in front of it.
+    advertised: u16,
+    /// `--authentication`: every client must authenticate with SASL.
+    authentication: bool,
     child: Option<Child>,
 }
 
@@ -525,9 +533,16 @@ impl Broker {
     }
 
     fn start(dir: &Path, port: u16) -> Self {
+        Self::start_advertising(dir, port, port)
+    }
+
+    /// A broker on `port` that tells clients to connect to `advertised`.
+    fn start_advertising(dir: &Path, port: u16, advertised: u16) -> Self {
         let mut broker = Self {
             dir: dir.to_owned(),
             port,
+            advertised,
+            authentication: false,
             child: None,
         };
         broker.restart();
@@ -536,17 +551,22 @@ impl Broker {
 
     fn restart(&mut self) {
         let url = format!("tcp://127.0.0.1:{}", self.port);
+        let advertised = format!("tcp://127.0.0.1:{}", self.advertised);
         let log = std::fs::File::create(self.dir.join("tansu.log")).unwrap();
+        let mut args = vec![
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &advertised,
+            "--storage-engine",
+            "sqlite://tansu.db",
+        ];
+        if self.authentication {
+            args.push("--authentication");
+        }
         let child = Command::new(Self::binary())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "sqlite://tansu.db",
-            ])
+            .args(args)
             .current_dir(&self.dir)
             .stdout(Stdio::null())
             .stderr(log)
@@ -560,6 +580,29 @@ impl Broker {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("tansu did not start listening on port {}", self.port);
+    }
+
+    /// Stores SCRAM-SHA-512 credentials for `name` through the broker (as a Kafka
+    /// `AlterUserScramCredentials` request).
+    fn create_user(&self, name: &str, password: &str) {
+        let output = Command::new(Self::binary())
+            .args([
+                "user",
+                "create",
+                "--broker",
+                &format!("tcp://127.0.0.1:{}", self.port),
+                "--mechanism",
+                "scram512",
+                name,
+                password,
+            ])
+            .output()
+            .expect("run tansu user create");
+        assert!(
+            output.status.success(),
+            "tansu user create failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 
     fn kill(&mut self) {
@@ -644,4 +687,238 @@ async fn a_broker_killed_mid_stream_loses_nothing_acknowledged() {
         acked.len(),
         &missing[..missing.len().min(5)]
     );
+}
+
+/// A port nothing listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+const USER: &str = "sightline";
+const PASSWORD: &str = "scram-secret-1";
+
+/// A private `tansu` that requires SASL/SCRAM, reached through TLS with a certificate made
+/// for this test and signed by its own CA.
+///
+/// tansu 0.6 takes `--cert`/`--key` but never wraps its connections in TLS (the acceptor
+/// it builds is unused), so TLS ends in front of it, in this process, as at a
+/// TLS-terminating load balancer: the broker advertises the TLS port, so every connection
+/// librdkafka makes goes through the handshake. SASL is tansu's own.
+struct SecureBroker {
+    _dir: tempfile::TempDir,
+    _broker: Broker,
+    tls_port: u16,
+    ca_file: PathBuf,
+    terminator: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for SecureBroker {
+    fn drop(&mut self) {
+        self.terminator.abort();
+    }
+}
+
+impl SecureBroker {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (port, tls_port) = (free_port(), free_port());
+        // With authentication on, tansu answers nothing but the SASL handshake before a
+        // client has authenticated — user creation included. So the first user is created
+        // with authentication off, and the broker restarted with it on the same storage.
+        let mut broker = Broker::start_advertising(dir.path(), port, tls_port);
+        broker.create_user(USER, PASSWORD);
+        broker.kill();
+        broker.authentication = true;
+        broker.restart();
+        let (ca_file, acceptor) = test_pki(dir.path());
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", tls_port))
+            .await
+            .unwrap();
+        let terminator = tokio::spawn(terminate_tls(listener, acceptor, port));
+        Self {
+            _dir: dir,
+            _broker: broker,
+            tls_port,
+            ca_file,
+            terminator,
+        }
+    }
+
+    /// `sasl_ssl` + SCRAM-SHA-512 with the test CA, logging in with `password`.
+    fn config(&self, password: &str) -> KafkaConfig {
+        KafkaConfig {
+            security: KafkaSecurity {
+                protocol: SecurityProtocol::SaslSsl,
+                ca_file: Some(self.ca_file.clone()),
+                sasl_mechanism: Some(SaslMechanism::ScramSha512),
+                username: USER.into(),
+                password: password.into(),
+                ..KafkaSecurity::default()
+            },
+            request_timeout_ms: 5_000,
+            ..config(format!("127.0.0.1:{}", self.tls_port))
+        }
+    }
+}
+
+/// A CA and a server certificate for `127.0.0.1` it signed; returns the CA's PEM file and
+/// a TLS acceptor presenting the server certificate.
+fn test_pki(dir: &Path) -> (PathBuf, tokio_rustls::TlsAcceptor) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    };
+    use tokio_rustls::rustls;
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca.distinguished_name
+        .push(DnType::CommonName, "sightline test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut server =
+        CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    server
+        .distinguished_name
+        .push(DnType::CommonName, "127.0.0.1");
+    let cert = server.signed_by(&key, &issuer).unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    (ca_file, tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Accepts TLS connections and relays their bytes to the broker on `port`. A client that
+/// does not complete the handshake is dropped.
+async fn terminate_tls(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    port: u16,
+) {
+    while let Ok((socket, _)) = listener.accept().await {
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            let Ok(mut tls) = acceptor.accept(socket).await else {
+                return;
+            };
+            let Ok(mut broker) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+                return;
+            };
+            let _ = tokio::io::copy_bidirectional(&mut tls, &mut broker).await;
+        });
+    }
+}
+
+/// How long a refused client may take to fail: its request timeout plus slack. Reaching it
+/// means the call hung.
+const REFUSAL_BOUND: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sasl_ssl_with_scram_sha_512_appends_and_consumes() {
+    let broker = SecureBroker::start().await;
+    let log = KafkaLog::connect(broker.config(PASSWORD)).unwrap();
+    let topic = unique("secure");
+    log.create_topic(&topic, TopicConfig::with_partitions(2))
+        .await
+        .unwrap();
+    let records: Vec<Record> = (0..40).map(|i| record(&format!("k{}", i % 6), i)).collect();
+    assert_eq!(log.append(&topic, records.clone()).await.unwrap().len(), 40);
+
+    let group = unique("g");
+    let mut sub = log.subscribe(&group, &[&topic]).await.unwrap();
+    let delivered = read_n(&mut sub, records.len()).await;
+    let values: BTreeSet<&[u8]> = delivered
+        .iter()
+        .map(|d| d.record.value.as_slice())
+        .collect();
+    assert_eq!(values.len(), records.len(), "each record once");
+    for d in &delivered {
+        assert!(
+            records.contains(&d.record),
+            "{:?} arrived changed",
+            d.record
+        );
+    }
+    sub.commit(&next_positions(&delivered)).await.unwrap();
+    let committed: u64 = log
+        .committed(&group, &topic)
+        .await
+        .unwrap()
+        .into_iter()
+        .flatten()
+        .sum();
+    assert_eq!(committed, records.len() as u64, "committed to the end");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_fails_with_an_authentication_error() {
+    let broker = SecureBroker::start().await;
+    let log = KafkaLog::connect(broker.config("not-the-password")).unwrap();
+    let err = tokio::time::timeout(
+        REFUSAL_BOUND,
+        log.create_topic(&unique("denied"), TopicConfig::with_partitions(1)),
+    )
+    .await
+    .expect("the refused client hung")
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("SASL authentication error") && text.contains("SCRAM"),
+        "{text}"
+    );
+    // Nothing was created behind the refusal: the right password sees no such topic.
+    let allowed = KafkaLog::connect(broker.config(PASSWORD)).unwrap();
+    let stats = allowed.stats().await.unwrap();
+    assert!(
+        stats.iter().all(|t| !t.name.starts_with("denied")),
+        "{stats:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_without_tls_or_without_the_ca_are_refused_cleanly() {
+    let broker = SecureBroker::start().await;
+    let attempt = |config: KafkaConfig| async move {
+        let log = KafkaLog::connect(config).unwrap();
+        tokio::time::timeout(
+            REFUSAL_BOUND,
+            log.create_topic(&unique("refused"), TopicConfig::with_partitions(1)),
+        )
+        .await
+        .expect("the refused client hung")
+        .unwrap_err()
+        .to_string()
+    };
+
+    // SASL without TLS on the TLS port: the handshake never starts.
+    let mut plaintext = broker.config(PASSWORD);
+    plaintext.security.protocol = SecurityProtocol::SaslPlaintext;
+    plaintext.security.ca_file = None;
+    let text = attempt(plaintext).await;
+    assert!(
+        text.contains("closed the connection at the first request")
+            && text.contains("security.protocol"),
+        "the likely cause is named: {text}"
+    );
+
+    // TLS that trusts only the system's roots: the test CA's certificate is refused.
+    let mut untrusted = broker.config(PASSWORD);
+    untrusted.security.ca_file = None;
+    let text = attempt(untrusted).await;
+    assert!(text.contains("certificate verify failed"), "{text}");
 }

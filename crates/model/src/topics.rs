@@ -24,6 +24,19 @@ pub const INSIGHTS_GENERATED: &str = "insights.generated";
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
+/// The name a topic or consumer group has on a cluster that several deployments share,
+/// each under its own `namespace`: `"{namespace}.{name}"`, or `name` itself when the
+/// namespace is empty. The Kafka log names its topics so, and the schema registry's
+/// subjects follow the cluster's topic names, so deployments sharing a registry never
+/// register under one another's subjects.
+pub fn namespaced(namespace: &str, name: &str) -> String {
+    if namespace.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{namespace}.{name}")
+    }
+}
+
 /// A built-in topic with its default partition count and retention.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BuiltinTopic {
@@ -88,3 +101,14 @@ pub const BUILTIN: &[BuiltinTopic] = &[
         retention_ms: 90 * DAY_MS,
     },
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_namespace_prefixes_names_and_an_empty_one_keeps_them() {
+        assert_eq!(namespaced("", SYSTEM_EVENTS), "system-events");
+        assert_eq!(namespaced("prod", METRICS_RAW), "prod.metrics.raw");
+    }
+}

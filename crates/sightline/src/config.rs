@@ -39,7 +39,7 @@ pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<NodeCon
     let insecure = overrides.insecure;
     // SIGHTLINE_CONFIG names the file and SIGHTLINE_API_KEY is a client credential:
     // neither is a configuration key. `*_FILE` variables are read below.
-    let (from_files, file_vars) = env_files()?;
+    let (from_files, file_vars) = env_files(std::env::vars())?;
     let mut config: NodeConfig = figment
         .merge(
             Env::prefixed("SIGHTLINE_")
@@ -59,19 +59,29 @@ pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<NodeCon
 }
 
 /// `SIGHTLINE_<KEY>_FILE=/path` sets `<KEY>` to the file's contents (trailing newline
-/// removed): secrets come from mounted files instead of the environment. Returns the values
-/// as a nested document, and the variable names (lowercased, without the prefix) so the
-/// plain environment provider skips them.
-fn env_files() -> anyhow::Result<(serde_json::Value, Vec<String>)> {
+/// removed): secrets come from mounted files instead of the environment. A variable naming
+/// a setting that itself ends in `_file` (e.g. `SIGHTLINE_LOG__KAFKA__SECURITY__CA_FILE`)
+/// sets that path instead. Returns the values as a nested document, and the variable names
+/// (lowercased, without the prefix) so the plain environment provider skips them.
+fn env_files(
+    vars: impl Iterator<Item = (String, String)>,
+) -> anyhow::Result<(serde_json::Value, Vec<String>)> {
+    let settings = serde_json::to_value(NodeConfig::default())?;
     let mut root = serde_json::Map::new();
     let mut names = Vec::new();
-    for (name, path) in std::env::vars() {
+    for (name, path) in vars {
         let Some(key) = name
             .strip_prefix("SIGHTLINE_")
             .and_then(|k| k.strip_suffix("_FILE"))
         else {
             continue;
         };
+        let own_setting = name["SIGHTLINE_".len()..]
+            .split("__")
+            .try_fold(&settings, |node, part| node.get(part.to_ascii_lowercase()));
+        if own_setting.is_some() {
+            continue;
+        }
         let value = std::fs::read_to_string(&path)
             .with_context(|| format!("{name}: cannot read {path}"))?;
         let parts: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();
@@ -174,11 +184,48 @@ mod tests {
             .kafka
             .properties
             .insert("sasl.password".into(), "kafka-pass".into());
+        config.log.kafka.security.password = "scram-pass".into();
+        config.log.kafka.security.key_password = "key-pass".into();
+        config.log.codec.schema_registry.password = "registry-pass".into();
+        let mut source = sightline_ingest::kafka_source::KafkaSourceConfig::default();
+        source.security.password = "source-pass".into();
+        config.sources.kafka.push(source);
         let text = to_toml(&config).expect("serializes");
-        for secret in ["hunter2", "a-very-long-signing-secret", "kafka-pass"] {
+        for secret in [
+            "hunter2",
+            "a-very-long-signing-secret",
+            "kafka-pass",
+            "scram-pass",
+            "key-pass",
+            "registry-pass",
+            "source-pass",
+        ] {
             assert!(!text.contains(secret), "{secret} leaked:\n{text}");
         }
         assert!(text.contains("postgres://app:[redacted]@db:5432/sightline?sslmode=disable"));
+    }
+
+    #[test]
+    fn file_variables_read_secrets_but_set_file_settings_as_they_are() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = dir.path().join("password");
+        std::fs::write(&secret, "scram-pass\n").expect("write");
+        let vars = [
+            (
+                "SIGHTLINE_LOG__KAFKA__SECURITY__PASSWORD_FILE".to_owned(),
+                secret.display().to_string(),
+            ),
+            (
+                "SIGHTLINE_LOG__KAFKA__SECURITY__CA_FILE".to_owned(),
+                "/etc/kafka/ca.pem".to_owned(),
+            ),
+        ];
+        let (values, names) = env_files(vars.into_iter()).expect("reads");
+        assert_eq!(
+            values,
+            serde_json::json!({"log": {"kafka": {"security": {"password": "scram-pass"}}}})
+        );
+        assert_eq!(names, ["log__kafka__security__password_file"]);
     }
 
     #[test]

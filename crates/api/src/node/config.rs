@@ -128,6 +128,17 @@ pub struct EventLogConfig {
     pub codec: CodecConfig,
 }
 
+impl EventLogConfig {
+    /// The prefix of sightline's topic names on the log: `log.kafka.namespace` on Kafka,
+    /// none on the embedded log (its topics are this deployment's alone).
+    pub fn namespace(&self) -> &str {
+        match self.kind {
+            LogKind::Embedded => "",
+            LogKind::Kafka => &self.kafka.namespace,
+        }
+    }
+}
+
 /// Inputs besides the HTTP API.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -441,6 +452,14 @@ impl NodeConfig {
             ),
         ];
         self.api.tls.validate()?;
+        if self.log.kind == LogKind::Kafka {
+            self.log.kafka.security.validate("log.kafka.security")?;
+        }
+        for (i, source) in self.sources.kafka.iter().enumerate() {
+            source
+                .security
+                .validate(&format!("sources.kafka[{i}].security"))?;
+        }
         if !self.auth.enabled && !self.auth.allow_insecure && !self.http_addr.ip().is_loopback() {
             return Err(format!(
                 "refusing to serve {} without authentication: only loopback addresses may run \

@@ -134,7 +134,8 @@ impl Node {
                     .map_err(|e| NodeError::Config(format!("cache: {e}")))?,
             ),
         };
-        let codec = Codec::new(&config.log.codec)
+        // Registry subjects follow the cluster's topic names, namespace included.
+        let codec = Codec::with_namespace(&config.log.codec, config.log.namespace())
             .map_err(|e| NodeError::Config(format!("log.codec: {e}")))?;
         // One analyst per process: the runner and the API share its LLM limits (budgets,
         // breaker, concurrency).

@@ -58,8 +58,9 @@ fn a_log_codec_table_parses() {
                 url: "http://registry.internal:8081/base".into(),
                 timeout_ms: 750,
                 subject_strategy: SubjectStrategy::TopicName,
+                ca_file: None,
                 username: Some("sightline".into()),
-                password: Some("s3cret".into()),
+                password: "s3cret".into(),
             },
         }
     );
@@ -94,9 +95,22 @@ fn validation_names_the_key_at_fault() {
         c.validate().unwrap_err()
     };
     assert!(with(|r| r.url = "not a url".into()).contains("schema_registry.url"));
-    assert!(with(|r| r.url = "https://registry:8081".into()).contains("http://"));
+    assert!(with(|r| r.url = "ftp://registry:8081".into()).contains("https://"));
     assert!(with(|r| r.timeout_ms = 0).contains("schema_registry.timeout_ms"));
-    assert!(with(|r| r.password = Some("p".into())).contains("schema_registry.username"));
+    assert!(with(|r| r.password = "p".into()).contains("schema_registry.username"));
+    // A CA file only makes sense for https, and it must be readable.
+    assert!(
+        with(|r| r.ca_file = Some("/etc/hostname".into()))
+            .starts_with("schema_registry.ca_file is set but schema_registry.url uses http://")
+    );
+    let mut https = RegistryConfig::new("https://registry:8081");
+    assert_eq!(https.validate(), Ok(()));
+    https.ca_file = Some(std::env::temp_dir().join(format!("no-ca-{}.pem", std::process::id())));
+    let err = https.validate().unwrap_err();
+    assert!(
+        err.starts_with("schema_registry.ca_file: cannot read"),
+        "{err}"
+    );
     let err = sightline_codec::Codec::new(&CodecConfig {
         schema_registry: RegistryConfig::new("ftp://x"),
         ..CodecConfig::default()
@@ -109,12 +123,21 @@ fn validation_names_the_key_at_fault() {
 }
 
 #[test]
-fn debug_output_hides_the_password() {
+fn debug_and_serialized_output_hide_the_password() {
     let c = RegistryConfig {
         username: Some("sightline".into()),
-        password: Some("s3cret".into()),
+        password: "s3cret".into(),
         ..RegistryConfig::default()
     };
     let text = format!("{c:?}");
-    assert!(!text.contains("s3cret") && text.contains("***"), "{text}");
+    assert!(
+        !text.contains("s3cret") && text.contains("[redacted]"),
+        "{text}"
+    );
+    let serialized = toml::to_string(&c).unwrap();
+    assert!(
+        !serialized.contains("s3cret") && serialized.contains("[redacted]"),
+        "{serialized}"
+    );
+    assert_eq!(c.password.expose(), "s3cret");
 }

@@ -1,5 +1,6 @@
 //! A schema registry on a loopback port that answers like Confluent's and records what it
-//! was asked, so tests can check requests as well as answers.
+//! was asked, so tests can check requests as well as answers. It speaks HTTP, or HTTPS
+//! with a certificate made at test time, and can require basic auth.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -39,6 +40,8 @@ struct Registry {
     delay: Option<Duration>,
     /// Answer 200 with this body instead of the real answer.
     garbage: Option<&'static str>,
+    /// The `Authorization` header every request must carry (401 otherwise).
+    required_authorization: Option<String>,
 }
 
 type Shared = Arc<Mutex<Registry>>;
@@ -59,6 +62,43 @@ impl Drop for FakeRegistry {
 
 impl FakeRegistry {
     pub async fn spawn() -> Self {
+        let (state, app) = Self::app();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        FakeRegistry { url, state, server }
+    }
+
+    /// The registry over HTTPS (rustls) with a self-signed certificate for `127.0.0.1`,
+    /// whose PEM — the CA a client must trust — is written to `ca_file`.
+    pub async fn spawn_https(ca_file: &std::path::Path) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+            .unwrap();
+        std::fs::write(ca_file, cert.cert.pem()).unwrap();
+        let tls = axum_server::tls_rustls::RustlsConfig::from_pem(
+            cert.cert.pem().into_bytes(),
+            cert.signing_key.serialize_pem().into_bytes(),
+        )
+        .await
+        .unwrap();
+        let (state, app) = Self::app();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("https://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            axum_server::from_tcp_rustls(listener, tls)
+                .unwrap()
+                .serve(app.into_make_service())
+                .await
+                .unwrap();
+        });
+        FakeRegistry { url, state, server }
+    }
+
+    fn app() -> (Shared, Router) {
         let state = Shared::new(Mutex::new(Registry {
             // Ids unlike small counters, so a mix-up with an index shows.
             next_id: 101,
@@ -69,13 +109,14 @@ impl FakeRegistry {
             .route("/schemas/ids/{id}", get(fetch))
             .with_state(state.clone());
         // The same API under a path prefix, as behind a reverse proxy.
-        let app = routes.clone().nest("/prefix/registry", routes);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        FakeRegistry { url, state, server }
+        (state, routes.clone().nest("/prefix/registry", routes))
+    }
+
+    /// Every later request must authenticate as `user` with `password` (401 otherwise).
+    pub fn require_basic_auth(&self, user: &str, password: &str) {
+        use base64::Engine as _;
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        self.state.lock().unwrap().required_authorization = Some(format!("Basic {token}"));
     }
 
     /// Codec settings pointing here.
@@ -179,20 +220,32 @@ async fn observe(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Option<Response> {
-    let (delay, fail, garbage) = {
+    let authorization = header(headers, header::AUTHORIZATION);
+    let (delay, fail, garbage, required) = {
         let mut r = state.lock().unwrap();
         r.seen.push(Seen {
             method,
             target,
             content_type: header(headers, header::CONTENT_TYPE),
             accept: header(headers, header::ACCEPT),
-            authorization: header(headers, header::AUTHORIZATION),
+            authorization: authorization.clone(),
             body: body.to_vec(),
         });
-        (r.delay, r.fail_with, r.garbage)
+        (
+            r.delay,
+            r.fail_with,
+            r.garbage,
+            r.required_authorization.clone(),
+        )
     };
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
+    }
+    if required.is_some() && authorization != required {
+        return Some(answer(
+            StatusCode::UNAUTHORIZED,
+            json!({"error_code": 401, "message": "Unauthorized"}),
+        ));
     }
     if let Some(status) = fail {
         return Some(answer(

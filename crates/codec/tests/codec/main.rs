@@ -1,5 +1,5 @@
 //! The codec's behaviour, end to end: one binary (one link on a small machine), one module
-//! per concern. The schema registry is a fake HTTP server on a loopback port.
+//! per concern. The schema registry is a fake HTTP(S) server on a loopback port.
 
 #![allow(clippy::unwrap_used)]
 
@@ -7,6 +7,7 @@ mod config;
 mod evolution;
 mod fake_registry;
 mod fixtures;
+mod https;
 mod malformed;
 mod registry;
 mod round_trip;

@@ -126,11 +126,39 @@ async fn topic_names_are_percent_encoded_and_a_path_prefix_is_kept() {
 }
 
 #[tokio::test]
+async fn subjects_follow_the_cluster_topic_names_of_a_namespace() {
+    let registry = FakeRegistry::spawn().await;
+    let config = registry.config(ValueFormat::Avro);
+    let (a, b) = (
+        Codec::with_namespace(&config, "team-a").unwrap(),
+        Codec::with_namespace(&config, "team-b").unwrap(),
+    );
+    assert_eq!(a.subject(SYSTEM_EVENTS), "team-a.system-events-value");
+    a.prepare(RecordKind::Event, SYSTEM_EVENTS).await.unwrap();
+    b.prepare(RecordKind::Event, SYSTEM_EVENTS).await.unwrap();
+    assert_eq!(registry.registrations("team-a.system-events-value"), 1);
+    assert_eq!(registry.registrations("team-b.system-events-value"), 1);
+    assert_eq!(registry.registrations("system-events-value"), 0);
+    // Values are still encoded for the topic as sightline names it.
+    let value = a.encode_event(&full_event(), SYSTEM_EVENTS).unwrap();
+    assert_eq!(b.decode_event(&value).unwrap(), full_event());
+    let err = b.encode_metric(&full_metric(), METRICS_RAW).unwrap_err();
+    assert!(
+        matches!(&err, CodecError::NotPrepared { subject } if subject == "team-b.metrics.raw-value"),
+        "{err}"
+    );
+    assert_eq!(
+        Codec::new(&config).unwrap().subject(SYSTEM_EVENTS),
+        "system-events-value"
+    );
+}
+
+#[tokio::test]
 async fn basic_auth_is_sent_when_configured() {
     let registry = FakeRegistry::spawn().await;
     let mut config = registry.config(ValueFormat::Avro);
     config.schema_registry.username = Some("user".into());
-    config.schema_registry.password = Some("pass".into());
+    config.schema_registry.password = "pass".into();
     let codec = Codec::new(&config).unwrap();
     codec
         .prepare(RecordKind::Metric, METRICS_RAW)

@@ -3,6 +3,9 @@
 use std::collections::BTreeMap;
 
 use rdkafka::ClientConfig;
+use rdkafka::config::RDKafkaLogLevel;
+
+use super::security::KafkaSecurity;
 
 /// How to reach the Kafka cluster and how topics are created on it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -29,7 +32,10 @@ pub struct KafkaConfig {
     pub session_timeout_ms: u64,
     /// Bound on metadata, offset and admin requests (ms).
     pub request_timeout_ms: u64,
-    /// Extra librdkafka properties passed verbatim (e.g. `compression.type = "lz4"`).
+    /// TLS and SASL (`[log.kafka.security]`); default plaintext, no authentication.
+    pub security: KafkaSecurity,
+    /// Extra librdkafka properties passed verbatim (e.g. `compression.type = "lz4"`); they
+    /// win over everything above.
     pub properties: BTreeMap<String, String>,
 }
 
@@ -44,24 +50,39 @@ impl Default for KafkaConfig {
             linger_ms: 5,
             session_timeout_ms: 10_000,
             request_timeout_ms: 10_000,
+            security: KafkaSecurity::default(),
             properties: BTreeMap::new(),
         }
     }
 }
 
 impl KafkaConfig {
-    /// Brokers and client id, then `specific`, then the extra properties (which win, so an
-    /// operator can tune anything the defaults get wrong for their cluster).
+    /// Brokers and client id, the security settings, then `specific`, then the extra
+    /// properties (which win, so an operator can tune anything the defaults get wrong for
+    /// their cluster).
     fn client(&self, specific: &[(&str, String)]) -> ClientConfig {
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", &self.brokers)
             .set("client.id", &self.client_id);
-        for (key, value) in specific {
+        for (key, value) in self.security.properties().iter().chain(specific) {
             config.set(*key, value);
         }
         for (key, value) in &self.properties {
             config.set(key, value);
+        }
+        // Connection failures (a broker closing the connection at once, as a TLS listener
+        // does with a plaintext client) are logged at info only: they explain errors.
+        if matches!(
+            config.log_level,
+            RDKafkaLogLevel::Emerg
+                | RDKafkaLogLevel::Alert
+                | RDKafkaLogLevel::Critical
+                | RDKafkaLogLevel::Error
+                | RDKafkaLogLevel::Warning
+                | RDKafkaLogLevel::Notice
+        ) {
+            config.set_log_level(RDKafkaLogLevel::Info);
         }
         config
     }
@@ -98,11 +119,7 @@ impl KafkaConfig {
 
     /// The cluster's name for a topic or group.
     pub(crate) fn physical(&self, name: &str) -> String {
-        if self.namespace.is_empty() {
-            name.to_owned()
-        } else {
-            format!("{}.{name}", self.namespace)
-        }
+        sightline_model::topics::namespaced(&self.namespace, name)
     }
 
     /// The name sightline uses for a cluster topic, if it belongs to this namespace.
@@ -118,5 +135,40 @@ impl KafkaConfig {
 
     pub(crate) fn request_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// The longest any call waits on the cluster (an append waits for delivery).
+    pub(crate) fn longest_wait(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.request_timeout_ms.max(self.delivery_timeout_ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka::security::{SaslMechanism, SecurityProtocol};
+
+    #[test]
+    fn security_applies_to_every_client_and_verbatim_properties_win() {
+        let mut config = KafkaConfig {
+            security: KafkaSecurity {
+                protocol: SecurityProtocol::SaslSsl,
+                sasl_mechanism: Some(SaslMechanism::ScramSha512),
+                username: "sightline".into(),
+                password: "s3cret".into(),
+                ..KafkaSecurity::default()
+            },
+            ..KafkaConfig::default()
+        };
+        config
+            .properties
+            .insert("sasl.mechanism".into(), "PLAIN".into());
+        for client in [config.admin(), config.producer(), config.consumer("g")] {
+            assert_eq!(client.get("security.protocol"), Some("sasl_ssl"));
+            assert_eq!(client.get("ssl.ca.location"), Some("probe"));
+            assert_eq!(client.get("sasl.username"), Some("sightline"));
+            assert_eq!(client.get("sasl.password"), Some("s3cret"));
+            assert_eq!(client.get("sasl.mechanism"), Some("PLAIN"));
+        }
     }
 }

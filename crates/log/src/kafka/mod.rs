@@ -7,9 +7,16 @@
 //! partitions by the same murmur2 function as the embedded log, so per-key order and
 //! partition numbers agree between backends.
 //!
+//! Every client (producer, consumers, admin) connects with the same TLS and SASL settings
+//! ([`KafkaSecurity`], [`security`]). A connection librdkafka cannot make — a refused
+//! handshake, rejected credentials — is reported to a callback, not to the waiting call;
+//! [`context`] keeps that report so the call's error names the cause.
+//!
 //! librdkafka's metadata, offset and commit calls block; they run on blocking threads.
 
 mod config;
+mod context;
+mod security;
 mod subscription;
 
 use std::collections::{BTreeMap, HashMap};
@@ -20,7 +27,6 @@ use std::time::{Duration, Instant};
 use rdkafka::admin::{
     AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication,
 };
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -28,6 +34,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset as KafkaOffset, TopicPartitionList};
 
 pub use self::config::KafkaConfig;
+use self::context::{Diagnostics, LogContext};
+pub use self::security::{KafkaSecurity, SaslMechanism, SecurityProtocol};
 use self::subscription::{GroupContext, KafkaSubscription};
 use crate::telemetry;
 use crate::{
@@ -45,16 +53,18 @@ pub(crate) fn broker_error(e: KafkaError) -> LogError {
 /// [`EventLog`] on a Kafka cluster.
 pub struct KafkaLog {
     config: KafkaConfig,
-    producer: FutureProducer,
+    producer: FutureProducer<LogContext>,
     /// For metadata and watermarks (no group).
-    metadata: Arc<BaseConsumer>,
-    admin: AdminClient<DefaultClientContext>,
+    metadata: Arc<BaseConsumer<LogContext>>,
+    admin: AdminClient<LogContext>,
+    /// The latest connection failure any client of this log reported.
+    diagnostics: Diagnostics,
     /// Partition counts, learned from metadata; a topic's count never shrinks.
     partitions: RwLock<HashMap<String, u32>>,
     /// Settings of the topics this node created (Kafka is the source of truth for others).
     topic_configs: RwLock<BTreeMap<String, TopicConfig>>,
     /// One offset reader per consumer group, for lag reporting.
-    group_readers: Mutex<HashMap<String, Arc<BaseConsumer>>>,
+    group_readers: Mutex<HashMap<String, Arc<BaseConsumer<LogContext>>>>,
     /// Round-robin counter for records without a key.
     unkeyed: std::sync::atomic::AtomicU32,
     failed: AtomicBool,
@@ -69,26 +79,47 @@ impl std::fmt::Debug for KafkaLog {
 }
 
 impl KafkaLog {
-    /// Creates the clients. Connections are made lazily; [`create_topic`] is the first
-    /// call that needs the cluster to answer.
+    /// Checks the security settings (files included) and creates the clients.
+    /// Connections are made lazily; [`create_topic`] is the first call that needs the
+    /// cluster to answer.
     ///
     /// [`create_topic`]: EventLog::create_topic
     pub fn connect(config: KafkaConfig) -> Result<Self> {
-        let producer: FutureProducer = config.producer().create().map_err(broker_error)?;
-        let metadata: BaseConsumer = config.admin().create().map_err(broker_error)?;
-        let admin: AdminClient<DefaultClientContext> =
-            config.admin().create().map_err(broker_error)?;
+        config
+            .security
+            .validate("security")
+            .map_err(LogError::Config)?;
+        let context = LogContext::default();
+        let diagnostics = context.diagnostics.clone();
+        // Creating a client reads the certificate and key files: a bad one fails here.
+        let setup = |e: KafkaError| LogError::Config(e.to_string());
+        let producer: FutureProducer<LogContext> = config
+            .producer()
+            .create_with_context(context.clone())
+            .map_err(setup)?;
+        let metadata: BaseConsumer<LogContext> = config
+            .admin()
+            .create_with_context(context.clone())
+            .map_err(setup)?;
+        let admin: AdminClient<LogContext> =
+            config.admin().create_with_context(context).map_err(setup)?;
         Ok(Self {
             config,
             producer,
             metadata: Arc::new(metadata),
             admin,
+            diagnostics,
             partitions: RwLock::new(HashMap::new()),
             topic_configs: RwLock::new(BTreeMap::new()),
             group_readers: Mutex::new(HashMap::new()),
             unkeyed: std::sync::atomic::AtomicU32::new(0),
             failed: AtomicBool::new(false),
         })
+    }
+
+    /// A failed call's error, with the connection failure behind it when there was one.
+    fn explain(&self, error: KafkaError) -> LogError {
+        self.diagnostics.explain(error, self.config.longest_wait())
     }
 
     /// The partition count of `topic`, from the cache or the cluster's metadata.
@@ -111,16 +142,18 @@ impl KafkaLog {
     }
 
     async fn fetch_partition_count(&self, topic: &str) -> Result<u32> {
-        let (client, name, physical, timeout) = (
+        let (client, name, physical, timeout, diagnostics, window) = (
             self.metadata.clone(),
             topic.to_owned(),
             self.config.physical(topic),
             self.config.request_timeout(),
+            self.diagnostics.clone(),
+            self.config.longest_wait(),
         );
         tokio::task::spawn_blocking(move || {
             let metadata = client
                 .fetch_metadata(Some(&physical), timeout)
-                .map_err(broker_error)?;
+                .map_err(|e| diagnostics.explain(e, window))?;
             match metadata.topics().iter().find(|t| t.name() == physical) {
                 Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
                     Ok(t.partitions().len() as u32)
@@ -148,7 +181,7 @@ impl KafkaLog {
     }
 
     /// `group` is the cluster's name for the group.
-    fn group_reader(&self, group: &str) -> Result<Arc<BaseConsumer>> {
+    fn group_reader(&self, group: &str) -> Result<Arc<BaseConsumer<LogContext>>> {
         let mut readers = self
             .group_readers
             .lock()
@@ -157,7 +190,13 @@ impl KafkaLog {
             return Ok(r.clone());
         }
         // Never subscribes: it only reads the group's committed offsets.
-        let reader: BaseConsumer = self.config.consumer(group).create().map_err(broker_error)?;
+        let reader: BaseConsumer<LogContext> = self
+            .config
+            .consumer(group)
+            .create_with_context(LogContext {
+                diagnostics: self.diagnostics.clone(),
+            })
+            .map_err(broker_error)?;
         let reader = Arc::new(reader);
         readers.insert(group.to_owned(), reader.clone());
         Ok(reader)
@@ -213,12 +252,14 @@ impl EventLog for KafkaLog {
         )
         .set("retention.ms", &retention_ms)
         .set("retention.bytes", &retention_bytes);
-        let options = AdminOptions::new().operation_timeout(Some(self.config.request_timeout()));
+        let options = AdminOptions::new()
+            .operation_timeout(Some(self.config.request_timeout()))
+            .request_timeout(Some(self.config.request_timeout()));
         let results = self
             .admin
             .create_topics([&topic], &options)
             .await
-            .map_err(broker_error)?;
+            .map_err(|e| self.explain(e))?;
         for result in results {
             match result {
                 Ok(_) => tracing::info!(topic = name, partitions, "created Kafka topic"),
@@ -298,7 +339,7 @@ impl EventLog for KafkaLog {
                             record.value.len()
                         )));
                     }
-                    Err((e, _)) => return Err(broker_error(e)),
+                    Err((e, _)) => return Err(self.explain(e)),
                 }
             }
         }
@@ -313,7 +354,7 @@ impl EventLog for KafkaLog {
                     if matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::Fatal)) {
                         self.failed.store(true, Ordering::Relaxed);
                     }
-                    return Err(broker_error(e));
+                    return Err(self.explain(e));
                 }
                 Err(_) => return Err(LogError::Closed),
             }
@@ -332,7 +373,7 @@ impl EventLog for KafkaLog {
         let consumer = self
             .config
             .consumer(&self.config.physical(group))
-            .create_with_context(GroupContext::default())
+            .create_with_context(GroupContext::new(self.diagnostics.clone()))
             .map_err(broker_error)?;
         let names: Vec<(String, Arc<str>)> = topics
             .iter()
@@ -348,10 +389,11 @@ impl EventLog for KafkaLog {
     }
 
     async fn stats(&self) -> Result<Vec<TopicStats>> {
-        let (client, timeout, config) = (
+        let (client, timeout, config, diagnostics) = (
             self.metadata.clone(),
             self.config.request_timeout(),
             self.config.clone(),
+            self.diagnostics.clone(),
         );
         let known = self
             .topic_configs
@@ -359,7 +401,8 @@ impl EventLog for KafkaLog {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         tokio::task::spawn_blocking(move || {
-            let metadata = client.fetch_metadata(None, timeout).map_err(broker_error)?;
+            let explain = |e| diagnostics.explain(e, config.longest_wait());
+            let metadata = client.fetch_metadata(None, timeout).map_err(explain)?;
             let mut stats = Vec::new();
             for t in metadata.topics() {
                 // Kafka's own bookkeeping topics and other namespaces are not ours.
@@ -373,7 +416,7 @@ impl EventLog for KafkaLog {
                 for p in t.partitions() {
                     let (low, high) = client
                         .fetch_watermarks(t.name(), p.id(), timeout)
-                        .map_err(broker_error)?;
+                        .map_err(explain)?;
                     partitions.push(PartitionStats {
                         partition: u32::try_from(p.id()).unwrap_or_default(),
                         start_offset: u64::try_from(low).unwrap_or_default(),
@@ -405,6 +448,7 @@ impl EventLog for KafkaLog {
         let partitions = self.partition_count(topic).await?;
         let reader = self.group_reader(&self.config.physical(group))?;
         let (topic, timeout) = (self.config.physical(topic), self.config.request_timeout());
+        let (diagnostics, window) = (self.diagnostics.clone(), self.config.longest_wait());
         tokio::task::spawn_blocking(move || {
             let mut list = TopicPartitionList::with_capacity(partitions as usize);
             for p in 0..partitions {
@@ -412,7 +456,7 @@ impl EventLog for KafkaLog {
             }
             let committed = reader
                 .committed_offsets(list, timeout)
-                .map_err(broker_error)?;
+                .map_err(|e| diagnostics.explain(e, window))?;
             let mut out = vec![None; partitions as usize];
             for e in committed.elements() {
                 if let (KafkaOffset::Offset(o), Ok(p)) =

@@ -17,6 +17,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{ClientContext, Offset as KafkaOffset, TopicPartitionList};
 
+use super::context::Diagnostics;
 use super::{KafkaConfig, broker_error};
 use crate::telemetry;
 use crate::{Delivered, LogError, Position, Record, Result, Subscription};
@@ -25,13 +26,33 @@ use crate::{Delivered, LogError, Position, Record, Result, Subscription};
 type Pending = BTreeMap<(Arc<str>, i32), i64>;
 
 /// Callbacks librdkafka runs on the consumer's poll, during rebalances.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct GroupContext {
     pending: Mutex<Pending>,
     revoked: Mutex<Vec<(Arc<str>, u32)>>,
+    diagnostics: Diagnostics,
 }
 
-impl ClientContext for GroupContext {}
+impl GroupContext {
+    /// A context reporting connection failures to `diagnostics`.
+    pub(crate) fn new(diagnostics: Diagnostics) -> Self {
+        Self {
+            pending: Mutex::default(),
+            revoked: Mutex::default(),
+            diagnostics,
+        }
+    }
+}
+
+impl ClientContext for GroupContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        self.diagnostics.client_log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.diagnostics.client_error(error, reason);
+    }
+}
 
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
