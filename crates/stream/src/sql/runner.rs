@@ -8,7 +8,7 @@
 //! the log retains, like ksqlDB with `auto.offset.reset = earliest`. The loop is the rollup
 //! runner's ([`crate::runner`]): restore the checkpoint and skip what it covers; per batch,
 //! feed the query and hand what it returns to the query's output pipeline
-//! ([`output`](super::output): appended and stored by two tasks while the next batch is
+//! (the `output` module: appended and stored by two tasks while the next batch is
 //! processed); tick every second so idle partitions release the watermark; save the
 //! checkpoint behind the output it covers, **then** commit its offsets.
 //!
