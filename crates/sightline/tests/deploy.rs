@@ -1824,13 +1824,16 @@ fn exported_metrics() -> BTreeMap<String, &'static str> {
             sources.push((crate_name.clone(), file, text));
         }
     }
-    // Constants are looked up in their own crate first, then anywhere (re-used names).
+    // Constants are looked up in their own file first (two modules of a crate may name
+    // their metrics alike), then their crate, then anywhere (re-used names).
+    let mut in_file: BTreeMap<(PathBuf, String), String> = BTreeMap::new();
     let mut constants: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut anywhere: BTreeMap<String, String> = BTreeMap::new();
-    for (crate_name, _, text) in &sources {
+    for (crate_name, file, text) in &sources {
         for (ident, value) in str_constants(text) {
             anywhere.insert(ident.clone(), value.clone());
-            constants.insert((crate_name.clone(), ident), value);
+            constants.insert((crate_name.clone(), ident.clone()), value.clone());
+            in_file.insert((file.clone(), ident), value);
         }
     }
     let mut metrics = BTreeMap::new();
@@ -1841,8 +1844,9 @@ fn exported_metrics() -> BTreeMap<String, &'static str> {
                 literal
             } else {
                 let ident = argument.rsplit("::").next().unwrap_or_default().trim();
-                let found = constants
-                    .get(&(crate_name.clone(), ident.to_owned()))
+                let found = in_file
+                    .get(&(file.clone(), ident.to_owned()))
+                    .or_else(|| constants.get(&(crate_name.clone(), ident.to_owned())))
                     .or_else(|| anywhere.get(ident));
                 match found {
                     Some(value) => value.clone(),
