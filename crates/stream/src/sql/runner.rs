@@ -159,20 +159,32 @@ pub async fn run_query(
     // `false` once shutdown arrived while output was being handed over: what is not
     // handed over is not checkpointed either, and is replayed after the restart.
     let mut clean = true;
+    // A log failure ends the loop too, but only after the output tasks have stopped, so
+    // none of them still writes while the supervisor restarts the query.
+    let mut failed: Option<StreamError> = None;
     loop {
         tokio::select! {
             biased;
             () = &mut shutdown => break,
             saved = outputs.saved() => match saved {
-                Some(positions) => commit_positions(sub.as_mut(), &positions).await?,
+                Some(positions) => {
+                    if let Err(error) = commit_positions(sub.as_mut(), &positions).await {
+                        failed = Some(error.into());
+                        break;
+                    }
+                }
                 None => break,
             },
             _ = tick.tick() => {
                 query.tick(now_ms(), &mut runner.output.rows);
             }
-            batch = sub.next_batch(batch_size) => {
-                runner.process(&mut query, &batch?);
-            }
+            batch = sub.next_batch(batch_size) => match batch {
+                Ok(batch) => runner.process(&mut query, &batch),
+                Err(error) => {
+                    failed = Some(error.into());
+                    break;
+                }
+            },
         }
         if !runner.output.is_empty() {
             // Rows from a tick closed windows: state the next checkpoint must cover.
@@ -194,8 +206,12 @@ pub async fn run_query(
             last_checkpoint = Instant::now();
         }
     }
-    let last = (clean && runner.dirty).then(|| runner.checkpoint(&query));
-    if let Some(positions) = outputs.finish(last).await? {
+    let last = (clean && failed.is_none() && runner.dirty).then(|| runner.checkpoint(&query));
+    let finished = outputs.finish(last).await;
+    if let Some(error) = failed {
+        return Err(error);
+    }
+    if let Some(positions) = finished? {
         commit_positions(sub.as_mut(), &positions).await?;
     }
     tracing::info!(query = query.name(), "continuous query stopped");
