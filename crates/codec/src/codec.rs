@@ -301,6 +301,25 @@ impl Codec {
     }
 }
 
+/// Prepares a batch for [`read_event`] / [`read_metric`]: fetches the writer schemas an
+/// optional codec has not seen. A registry that cannot be asked is logged as `reader`'s
+/// problem, not returned: records still unreadable are then rejected one by one by the
+/// reader, so a registry outage never stalls a stage that can count and skip records.
+pub fn prefetch_writers<'c, 'v>(
+    codec: Option<&'c Codec>,
+    values: impl IntoIterator<Item = &'v [u8]>,
+    reader: &'static str,
+) -> impl Future<Output = ()> + Send + 'c {
+    let fetch = codec.map(|codec| codec.ensure_known(values));
+    async move {
+        if let Some(fetch) = fetch
+            && let Err(error) = fetch.await
+        {
+            tracing::warn!(%error, "{reader}: writer schemas unavailable");
+        }
+    }
+}
+
 /// Reads a system event from a log record value: Avro in the Confluent wire format when a
 /// codec is given and the value is framed so, JSON otherwise. The error says what failed.
 pub fn read_event(value: &[u8], codec: Option<&Codec>) -> Result<Event, String> {

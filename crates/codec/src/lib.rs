@@ -82,6 +82,6 @@ mod registry;
 mod wire;
 
 pub use avro::RecordKind;
-pub use codec::{Codec, read_event, read_metric};
+pub use codec::{Codec, prefetch_writers, read_event, read_metric};
 pub use config::{CodecConfig, RegistryConfig, SubjectStrategy, ValueFormat};
 pub use error::{CodecError, RegistryTarget};

@@ -57,7 +57,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use sightline_codec::{Codec, read_event};
+use sightline_codec::{Codec, prefetch_writers, read_event};
 use sightline_log::{Delivered, EventLog, Record, Subscription};
 use sightline_model::{Anomaly, Correlation, Incident, Silence, Topology, topics};
 use sightline_store::Store;
@@ -417,19 +417,16 @@ async fn process(
     config: &CorrelationRunnerConfig,
     batch: &[Delivered],
 ) -> Vec<Output> {
-    if let Some(codec) = &config.codec
-        && let Err(error) = codec
-            .ensure_known(
-                batch
-                    .iter()
-                    .filter(|d| &*d.topic == topics::SYSTEM_EVENTS)
-                    .map(|d| d.record.value.as_slice()),
-            )
-            .await
-    {
-        // Records it still cannot read are rejected below, counted and logged.
-        tracing::warn!(%error, "correlate: writer schemas unavailable");
-    }
+    // Records it still cannot read are rejected below, counted and logged.
+    prefetch_writers(
+        config.codec.as_ref(),
+        batch
+            .iter()
+            .filter(|d| &*d.topic == topics::SYSTEM_EVENTS)
+            .map(|d| d.record.value.as_slice()),
+        "correlate",
+    )
+    .await;
     let mut out = Vec::new();
     for d in batch {
         if restored

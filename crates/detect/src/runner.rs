@@ -68,7 +68,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use sightline_codec::{Codec, read_event, read_metric};
+use sightline_codec::{Codec, prefetch_writers, read_event, read_metric};
 use sightline_log::{Delivered, EventLog, Record, Subscription};
 use sightline_model::{Anomaly, Event, Signal, topics};
 use sightline_store::Store;
@@ -389,14 +389,13 @@ async fn process(
     restored: &SourcePositions,
     batch: &[Delivered],
 ) -> Vec<Anomaly> {
-    if let Some(codec) = &config.codec
-        && let Err(error) = codec
-            .ensure_known(batch.iter().map(|d| d.record.value.as_slice()))
-            .await
-    {
-        // Records it still cannot read are rejected below, counted and logged.
-        tracing::warn!(%error, "detect: writer schemas unavailable");
-    }
+    // Records it still cannot read are rejected below, counted and logged.
+    prefetch_writers(
+        config.codec.as_ref(),
+        batch.iter().map(|d| d.record.value.as_slice()),
+        "detect",
+    )
+    .await;
     let now = now_ms();
     let mut out = Vec::new();
     for d in batch {

@@ -111,14 +111,20 @@ async fn append_spread(log: &dyn EventLog, topic: &str, from: usize, n: usize) -
     log.append(topic, records).await.expect("append").len()
 }
 
-#[tokio::test]
-async fn two_members_split_partitions_and_the_survivor_takes_over() {
+/// A log on the shared broker, a fresh 4-partition topic named after `what`, and a fresh
+/// group name.
+async fn group_and_topic(what: &str) -> (Arc<dyn EventLog>, String, String) {
     let log: Arc<dyn EventLog> = Arc::new(KafkaLog::connect(config(brokers())).unwrap());
-    let topic = unique("split");
-    let group = unique("g");
+    let topic = unique(what);
     log.create_topic(&topic, TopicConfig::with_partitions(4))
         .await
         .unwrap();
+    (log, topic, unique("g"))
+}
+
+#[tokio::test]
+async fn two_members_split_partitions_and_the_survivor_takes_over() {
+    let (log, topic, group) = group_and_topic("split").await;
     let (report, mut seen) = mpsc::channel(1024);
     let (stop_a, stopped_a) = watch::channel(false);
     let (stop_b, stopped_b) = watch::channel(false);
@@ -387,12 +393,7 @@ impl Deliveries {
 #[ignore = "tansu 0.6 never reassigns a session-expired member's partitions: its formed \
             group drops the member but keeps the generation, dead leader and assignments"]
 async fn a_killed_member_s_partitions_resume_from_its_commits() {
-    let log: Arc<dyn EventLog> = Arc::new(KafkaLog::connect(config(brokers())).unwrap());
-    let topic = unique("takeover");
-    let group = unique("g");
-    log.create_topic(&topic, TopicConfig::with_partitions(4))
-        .await
-        .unwrap();
+    let (log, topic, group) = group_and_topic("takeover").await;
     let (report, mut seen) = mpsc::channel(1024);
     let mut got = Deliveries::default();
     let mut appended = 0;

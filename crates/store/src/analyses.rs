@@ -206,10 +206,7 @@ pub(crate) fn encode_analysis(a: &Analysis) -> Result<EncodedAnalysis> {
     use crate::incidents::{check_number, json};
     let id = a.id.as_str();
     check_number(a.confidence, "analysis confidence", id)?;
-    let int = |v: u64, what: &str| {
-        i64::try_from(v)
-            .map_err(|_| StoreError::InvalidData(format!("{what} of '{id}' is too large")))
-    };
+    let int = |v: u64, what: &str| crate::rollups::count_to_i64(v, what, id);
     Ok(EncodedAnalysis {
         impacted_services: json(&a.impacted_services, "impacted_services", id)?,
         suggested_actions: json(&a.suggested_actions, "suggested_actions", id)?,

@@ -60,10 +60,7 @@ pub(crate) fn encode_insight(i: &EventInsight) -> Result<EncodedInsight> {
     use crate::incidents::{check_number, json};
     let id = i.event_id.as_str();
     check_number(i.confidence, "insight confidence", id)?;
-    let int = |v: u64, what: &str| {
-        i64::try_from(v)
-            .map_err(|_| StoreError::InvalidData(format!("{what} of '{id}' is too large")))
-    };
+    let int = |v: u64, what: &str| crate::rollups::count_to_i64(v, what, id);
     Ok(EncodedInsight {
         root_causes: json(&i.root_causes, "root_causes", id)?,
         recommended_actions: json(&i.recommended_actions, "recommended_actions", id)?,

@@ -170,6 +170,13 @@ pub(crate) fn count_to_u64(count: i64, what: &str, id: &str) -> Result<u64> {
     u64::try_from(count).map_err(|e| StoreError::corrupt(format!("{what} of '{id}'"), e))
 }
 
+/// A count (tokens, milliseconds) for a signed 64-bit column: the counterpart of
+/// [`count_to_u64`]. One too large for the column is refused, naming it and its row.
+pub(crate) fn count_to_i64(count: u64, what: &str, id: &str) -> Result<i64> {
+    i64::try_from(count)
+        .map_err(|_| StoreError::InvalidData(format!("{what} of '{id}' is too large")))
+}
+
 /// Decodes an `aggregations` row.
 pub(crate) fn rollup_from_row<'r, R>(row: &'r R) -> Result<RollupRow>
 where

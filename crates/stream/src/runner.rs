@@ -48,7 +48,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sightline_codec::{Codec, read_event, read_metric};
+use sightline_codec::{Codec, prefetch_writers, read_event, read_metric};
 use sightline_log::{Delivered, EventLog, Position, Record, Subscription, TopicConfig};
 use sightline_model::topics;
 use sightline_store::{EventCountRow, RollupRow, Store};
@@ -332,14 +332,13 @@ struct Runner {
 
 impl Runner {
     async fn process(&mut self, job: &mut RollupJob, batch: &[Delivered]) {
-        if let Some(codec) = &self.codec
-            && let Err(error) = codec
-                .ensure_known(batch.iter().map(|d| d.record.value.as_slice()))
-                .await
-        {
-            // Records it still cannot read are rejected below, counted and logged.
-            tracing::warn!(%error, "rollups: writer schemas unavailable");
-        }
+        // Records it still cannot read are rejected below, counted and logged.
+        prefetch_writers(
+            self.codec.as_ref(),
+            batch.iter().map(|d| d.record.value.as_slice()),
+            "rollups",
+        )
+        .await;
         for d in batch {
             if self
                 .restored

@@ -32,7 +32,7 @@ use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
-use sightline_codec::{Codec, read_event};
+use sightline_codec::{Codec, prefetch_writers, read_event};
 use sightline_log::{EventLog, Record};
 use sightline_model::{Clock, Event, EventInsight, topics};
 use sightline_store::{InsightQuery, Store};
@@ -231,14 +231,13 @@ pub async fn run_insights(
         if batch.is_empty() {
             continue;
         }
-        if let Some(codec) = &runner.codec
-            && let Err(error) = codec
-                .ensure_known(batch.iter().map(|d| d.record.value.as_slice()))
-                .await
-        {
-            // Records it still cannot read are rejected below, counted and logged.
-            tracing::warn!(%error, "insights: writer schemas unavailable");
-        }
+        // Records it still cannot read are rejected below, counted and logged.
+        prefetch_writers(
+            runner.codec.as_ref(),
+            batch.iter().map(|d| d.record.value.as_slice()),
+            "insights",
+        )
+        .await;
         let mut positions = SourcePositions::default();
         for d in &batch {
             positions.advance(&d.topic, d.partition, d.offset);
